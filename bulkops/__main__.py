@@ -1,0 +1,7 @@
+"""``python -m bulkops``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())

@@ -1,0 +1,317 @@
+"""The ``bulkops`` command. Parses arguments into a :class:`JobConfig` and runs the job; no
+engine logic lives here.
+
+Exit codes: 0 every record written, 1 some records failed (see failed.jsonl), 2 usage or
+configuration error, 3 the job stopped before the end (bad token, daily limit, interrupted):
+``bulkops resume OUT`` continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ._config import DEFAULT_BASE_URL, JobConfig, Secret, default_out_dir
+from ._engine import Job, JobReport
+from ._errors import ConfigError
+from ._models import Api, Operation
+from ._progress import ProgressDisplay, format_summary
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED_RECORDS, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
+
+_V1_NAMES = {
+    "batch-create": Operation.CREATE,
+    "batch-update": Operation.UPDATE,
+    "batch-delete": Operation.ARCHIVE,
+    "batch-read": Operation.READ,
+}
+
+_RUN_HELP = """\
+operations (v3, any object type):
+  create   new records; associations from JSONL "associations" or CSV columns assoc:<typeId>
+  update   by record id (column "id"), or by a unique property with --id-property
+  upsert   by a unique property (--id-property, required); results say new or updated
+  archive  by record id; moves records to the recycle bin (restorable for 90 days)
+  read     by record id or --id-property; --properties a,b chooses what comes back
+
+legacy v1 ticket API (--api v1): batch-create, batch-update, batch-read and batch-delete
+  (also reachable as create/update/read/archive). batch-delete is PERMANENT: v1 deletes
+  tickets for good, there is no recycle bin.
+
+The token comes from HUBSPOT_ACCESS_TOKEN or --token-file, never from the command line.
+exit codes: 0 all written, 1 some records failed, 2 usage/config error, 3 stopped (resumable)
+"""
+
+
+def _csv_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return n
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "operation",
+        metavar="OP",
+        choices=[*(o.value for o in Operation), *_V1_NAMES],
+        help="create | update | upsert | archive | read (v1: batch-create, "
+        "batch-update, batch-delete, batch-read)",
+    )
+    p.add_argument(
+        "--object",
+        dest="object_type",
+        default="tickets",
+        help="object type: tickets (default), contacts, deals, 0-5, 2-123, ...",
+    )
+    p.add_argument("--input", "-i", required=True, help="CSV, TSV or JSONL file; '-' reads stdin")
+    p.add_argument(
+        "--format",
+        choices=["csv", "tsv", "jsonl"],
+        help="input format when the suffix does not tell (stdin is sniffed)",
+    )
+    p.add_argument(
+        "--id-property",
+        help="unique property that identifies records "
+        "(required for upsert; makes unknown-outcome creates safe to settle)",
+    )
+    p.add_argument(
+        "--properties",
+        type=_csv_list,
+        default=(),
+        help="read: comma-separated properties to return",
+    )
+    p.add_argument(
+        "--properties-with-history",
+        type=_csv_list,
+        default=(),
+        help="read: properties to return with their history (50 per request)",
+    )
+    p.add_argument("--archived", action="store_true", help="read: read archived records")
+    p.add_argument(
+        "--empty-clears",
+        action="store_true",
+        help="an empty CSV cell clears the property (default: leave it unchanged)",
+    )
+    p.add_argument("--api", choices=["v3", "v1"], default="v3")
+    p.add_argument(
+        "--base-url",
+        default=os.environ.get("HUBSPOT_BASE_URL", DEFAULT_BASE_URL),
+        help="API base URL (env HUBSPOT_BASE_URL; default %(default)s)",
+    )
+    p.add_argument("--token-file", help="file holding the access token")
+    p.add_argument("--out", type=Path, help="result folder (default: a new one per job)")
+    p.add_argument(
+        "--rate-limit",
+        type=_positive_int,
+        default=100,
+        help="requests per 10 s (default 100; learned from HubSpot's headers "
+        "when they say otherwise; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--no-adaptive",
+        action="store_true",
+        help="ignore X-HubSpot-RateLimit-* headers; pace at --rate-limit exactly",
+    )
+    p.add_argument(
+        "--daily-budget",
+        help="at most N requests today, or P%% of what the "
+        "account has left today (leave quota to other integrations)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, help="cap on requests in flight (default: derived from latency)"
+    )
+    p.add_argument("--max-attempts", type=int, default=6)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="skip local validation against the account's property schema",
+    )
+    p.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+
+
+def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
+    name = args.operation
+    api = Api(args.api)
+    if name in _V1_NAMES:
+        operation = _V1_NAMES[name]
+        if api is not Api.V1:
+            raise ConfigError(f"{name} is a v1 operation: add --api v1")
+    else:
+        operation = Operation(name)
+    budget, share = None, None
+    if args.daily_budget:
+        text = args.daily_budget.strip()
+        try:
+            if text.endswith("%"):
+                share = float(text[:-1]) / 100
+            else:
+                budget = int(text)
+        except ValueError:
+            raise ConfigError(f"--daily-budget {text!r}: give a number or a percentage") from None
+    return JobConfig(
+        operation=operation,
+        token=token,
+        object_type=args.object_type,
+        api=api,
+        base_url=args.base_url,
+        id_property=args.id_property,
+        properties=args.properties,
+        properties_with_history=args.properties_with_history,
+        archived=args.archived,
+        empty_clears=args.empty_clears,
+        rate_limit=args.rate_limit,
+        adaptive=not args.no_adaptive,
+        daily_budget=budget,
+        daily_share=share,
+        concurrency=args.concurrency,
+        max_attempts=args.max_attempts,
+        timeout=args.timeout,
+        preflight=not args.no_preflight,
+        out_dir=args.out or default_out_dir(operation, args.object_type),
+    )
+
+
+def _count_rows(path: str) -> int | None:
+    """Rough row count for the ETA: newline count, less a CSV header."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+    return max(0, n - 1) if path.lower().endswith((".csv", ".tsv")) else n
+
+
+async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = None) -> JobReport:
+    """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once."""
+    result: list[JobReport] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            result.append(await job.run())
+            tg.cancel_scope.cancel()
+
+        async def signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                seen = 0
+                async for _ in received:
+                    seen += 1
+                    if seen == 1:
+                        print(
+                            "\nbulkops: stopping, waiting for requests in flight "
+                            "(press Ctrl-C again to stop at once)",
+                            file=sys.stderr,
+                        )
+                        job.stop()
+                    else:
+                        job.cancel()
+
+        async def show() -> None:
+            if count_from:
+                display.expected_rows = await anyio.to_thread.run_sync(_count_rows, count_from)
+            while True:
+                display(job.progress())
+                await anyio.sleep(0.25)
+
+        tg.start_soon(run)
+        tg.start_soon(signals)
+        tg.start_soon(show)
+    display(job.progress())
+    return result[0]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    token = Secret.from_env_or_file(args.token_file)
+    config = _build_config(args, token)
+    from ._sources import open_source
+
+    try:
+        source = open_source(args.input, format=args.format)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"cannot read --input {args.input}: {exc}") from None
+    job = Job(config, source, input_name=args.input)
+    with ProgressDisplay(mode=args.progress) as display:
+        report = anyio.run(drive, job, display, args.input)
+    print(format_summary(report), file=sys.stderr)
+    return report.exit_code
+
+
+def _cmd_fake_server(args: argparse.Namespace) -> int:
+    from .testing import run_fake_server_from_args
+
+    return run_fake_server_from_args(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulkops",
+        description="Move millions of CRM records through HubSpot's batch APIs at the rate "
+        "limit, with every row accounted for.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a batch job",
+        description=_RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_arguments(run)
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="run a sample job against the embedded fake HubSpot")
+    demo.add_argument("--rows", type=int, default=100_000)
+    demo.add_argument(
+        "--rate-limit",
+        type=_positive_int,
+        default=190,
+        help="the fake's limit per 10 s (0 = unlimited)",
+    )
+    demo.add_argument("--latency-ms", default="150-250", help="the fake's latency, LO-HI ms")
+    demo.add_argument("--out", type=Path, help="result folder")
+    demo.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+    demo.set_defaults(func=_cmd_demo)
+
+    from .testing import add_fake_server_arguments
+
+    fake = sub.add_parser("fake-server", help="serve the embedded fake HubSpot on a port")
+    add_fake_server_arguments(fake)
+    fake.set_defaults(func=_cmd_fake_server)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: Any = args.func(args)
+    except ConfigError as exc:
+        print(f"bulkops: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_STOPPED
+    return int(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Job configuration: one frozen object, checked when it is built.
+
+The CLI builds the same object and has no defaults of its own, so the library and the command
+line cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import ConfigError
+from ._models import Api, Operation
+
+__all__ = ["DEFAULT_BASE_URL", "JobConfig", "Secret", "default_out_dir"]
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+
+
+class Secret:
+    """A token that never prints itself: repr, str and format all show ``***``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def from_env_or_file(cls, token_file: str | None = None) -> Secret:
+        """The token from ``--token-file`` or ``HUBSPOT_ACCESS_TOKEN``; never from argv, where
+        ``ps`` and shell history would show it."""
+        if token_file:
+            try:
+                value = Path(token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read --token-file {token_file}: {exc.strerror}"
+                ) from None
+            if not value:
+                raise ConfigError(f"--token-file {token_file} is empty")
+            return cls(value)
+        value = os.environ.get("HUBSPOT_ACCESS_TOKEN", "").strip()
+        if not value:
+            raise ConfigError(
+                "no HubSpot token: set HUBSPOT_ACCESS_TOKEN or pass --token-file PATH"
+            )
+        return cls(value)
+
+
+def default_out_dir(operation: Operation, object_type: str) -> Path:
+    """A new folder per job, named so that ``ls`` sorts jobs by start time."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("bulkops-jobs") / f"{stamp}-{operation.value}-{object_type}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobConfig:
+    """Everything a job needs. Defaults are safe for a real HubSpot account."""
+
+    operation: Operation
+    token: Secret
+    object_type: str = "tickets"
+    api: Api = Api.V3
+    base_url: str = DEFAULT_BASE_URL
+    # update/read: records are addressed by this unique property instead of the record id.
+    # upsert: required, the unique property. create: lets an unknown outcome be settled by
+    # reading back (never a blind resend) and keeps two rows with one value out of a batch.
+    id_property: str | None = None
+    properties: tuple[str, ...] = ()  # read: which properties to return
+    properties_with_history: tuple[str, ...] = ()  # read: limits batches to 50 inputs
+    archived: bool = False  # read: read archived records
+    empty_clears: bool = False  # an empty CSV cell clears the value instead of leaving it alone
+    # Requests per rolling window. 0 lifts the limit (benchmarks against the fake).
+    rate_limit: int = 100
+    interval: float = 10.0
+    # Learn the limit from X-HubSpot-RateLimit-* headers and yield to other integrations.
+    adaptive: bool = True
+    daily_budget: int | None = None  # at most this many requests today for this job
+    daily_share: float | None = None  # or: at most this share of Daily-Remaining at start
+    concurrency: int | None = None  # cap on requests in flight; None = derived from latency
+    batch_size: int = 100
+    max_attempts: int = 6
+    timeout: float = 60.0
+    preflight: bool = True
+    out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
+    max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
+    journal: bool = True
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"{name} {why}")
+
+        if not self.object_type or "/" in self.object_type:
+            raise bad("object_type", f"{self.object_type!r} is not an object type")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise bad("base_url", f"{self.base_url!r} must start with http:// or https://")
+        if self.rate_limit < 0:
+            raise bad("rate_limit", "must be >= 0 (0 = unlimited)")
+        if self.interval <= 0:
+            raise bad("interval", "must be > 0")
+        if not 1 <= self.batch_size <= 100:
+            raise bad("batch_size", "must be between 1 and 100 (HubSpot's batch limit)")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise bad("concurrency", "must be >= 1")
+        if self.max_attempts < 1:
+            raise bad("max_attempts", "must be >= 1")
+        if self.timeout <= 0:
+            raise bad("timeout", "must be > 0")
+        if self.max_outstanding < self.batch_size:
+            raise bad("max_outstanding", "must be at least batch_size")
+        if self.daily_budget is not None and self.daily_budget < 1:
+            raise bad("daily_budget", "must be >= 1")
+        if self.daily_share is not None and not 0 < self.daily_share <= 1:
+            raise bad("daily_share", "must be in (0, 1]")
+        op = self.operation
+        if op is Operation.UPSERT and not self.id_property:
+            raise bad("id_property", "is required for upsert (the unique property to match on)")
+        if op is Operation.ARCHIVE and self.id_property and self.api is Api.V3:
+            raise bad("id_property", "is not supported by archive: HubSpot archives by record id")
+        if self.api is Api.V1:
+            if self.object_type not in ("tickets", "0-5"):
+                raise bad("api", "v1 supports tickets only")
+            if op is Operation.UPSERT:
+                raise bad("operation", "upsert does not exist in the v1 ticket API")
+            if self.id_property and op is not Operation.CREATE:
+                raise bad("id_property", "v1 addresses tickets by objectId only")
+        if op is not Operation.READ and (self.properties or self.properties_with_history):
+            raise bad("properties", "only apply to read")
+
+    @property
+    def max_batch(self) -> int:
+        # HubSpot caps reads with property history at 50 inputs (hubspot-api.md section 2).
+        return min(self.batch_size, 50) if self.properties_with_history else self.batch_size

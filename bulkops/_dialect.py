@@ -1,0 +1,133 @@
+"""What a dialect is, and the parts both dialects share.
+
+A dialect turns a batch of items into one HTTP request and reads the answer back into per-item
+outcomes. It is the only place that knows body shapes: v3 (``_dialect_v3``) and the legacy v1
+ticket API (``_dialect_v1``) plug into the same pipeline through this seam.
+
+Results are matched to items by trace id, record id or unique value, never by position:
+HubSpot returns them unordered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ._models import Item, Outcome
+from ._transport import HttpRequest, HttpResponse
+
+__all__ = [
+    "Dialect",
+    "Fatal",
+    "Parsed",
+    "Rejected",
+    "error_message",
+    "match_by_content",
+]
+
+
+@dataclass(slots=True)
+class Parsed:
+    """Per-item reading of a response. Items in neither list were not mentioned."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    unmentioned: list[Item] = field(default_factory=list)
+    # An error the response carried that names no item; kept as the reason if retries run out.
+    stray_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """HubSpot refused the whole batch. ``isolatable``: one record may be to blame, so splitting
+    the batch can save the others."""
+
+    category: str
+    message: str
+    isolatable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """Every batch would fail the same way (bad object type, non-unique idProperty...)."""
+
+    message: str
+
+
+class Dialect(Protocol):
+    max_batch: int
+
+    def request(self, items: Sequence[Item]) -> HttpRequest: ...
+
+    def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed: ...
+
+    def parse_rejection(
+        self, items: Sequence[Item], response: HttpResponse
+    ) -> Parsed | Rejected | Fatal: ...
+
+
+def error_message(body: Any, response: HttpResponse, limit: int = 500) -> str:
+    """A readable one-line reason from an error body, whatever its shape."""
+    if isinstance(body, Mapping):
+        message = str(body.get("message") or "")
+        details = body.get("validationResults") or body.get("errors")
+        if isinstance(details, list):
+            parts = []
+            for d in details[:5]:
+                if not isinstance(d, Mapping):
+                    continue
+                name = d.get("name") or _first(d.get("context"), "propertyName")
+                code = d.get("error") or d.get("code")
+                text = d.get("message") or ""
+                parts.append(" ".join(str(x) for x in (name and f"{name}:", code, text) if x))
+            if parts and not message.startswith("Property values were not valid: ["):
+                message = f"{message}: {'; '.join(parts)}" if message else "; ".join(parts)
+        if message:
+            return message[:limit]
+    text = response.body[:200].decode("utf-8", "replace").strip()
+    return f"HTTP {response.status}" + (f": {text}" if text else "")
+
+
+def _first(context: Any, key: str) -> str | None:
+    if isinstance(context, Mapping):
+        values = context.get(key)
+        if isinstance(values, list) and values:
+            return str(values[0])
+    return None
+
+
+def _norm(value: Any) -> str:
+    return str(value).strip().lower()
+
+
+def match_by_content(
+    items: Sequence[Item],
+    results: Iterable[Any],
+    props_of: Callable[[Any], Mapping[str, Any]],
+) -> tuple[list[tuple[Item, Any]], list[Item], list[Any]]:
+    """Pair created records with the inputs whose properties they carry.
+
+    Used for creates when the response echoes no trace id (v1 always; v3 as documented). The
+    values an input sent must all come back on its record; inputs with identical properties are
+    interchangeable, so any pairing among them is right. Returns (pairs, unmatched items,
+    unmatched results).
+    """
+    by_keys: dict[tuple[str, ...], dict[tuple[str, ...], list[Item]]] = {}
+    for item in items:
+        keys = tuple(sorted(item.properties))
+        fp = tuple(_norm(item.properties[k]) for k in keys)
+        by_keys.setdefault(keys, {}).setdefault(fp, []).append(item)
+    pairs: list[tuple[Item, Any]] = []
+    stray: list[Any] = []
+    for result in results:
+        props = props_of(result)
+        for keys, groups in by_keys.items():
+            candidates = groups.get(tuple(_norm(props.get(k, "")) for k in keys))
+            if candidates:
+                pairs.append((candidates.pop(), result))
+                break
+        else:
+            stray.append(result)
+    left = [item for groups in by_keys.values() for group in groups.values() for item in group]
+    left.sort(key=lambda item: item.row)
+    return pairs, left, stray

@@ -1,0 +1,222 @@
+"""CRM v3 batch endpoints, for tickets and any other object type.
+
+``POST /crm/v3/objects/{type}/batch/{create|update|upsert|archive|read}``. Every write input
+carries ``objectWriteTraceId`` (the input row number), which makes HubSpot answer a partial
+failure with 207 and per-input errors instead of failing the whole batch (hubspot-api.md §5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._dialect import Fatal, Parsed, Rejected, error_message, match_by_content
+from ._models import Item, Operation, Outcome
+from ._transport import HttpRequest, HttpResponse
+
+__all__ = ["V3Dialect"]
+
+
+class V3Dialect:
+    def __init__(
+        self,
+        operation: Operation,
+        object_type: str,
+        *,
+        id_property: str | None = None,
+        properties: Sequence[str] = (),
+        properties_with_history: Sequence[str] = (),
+        archived: bool = False,
+    ) -> None:
+        self.operation = operation
+        self.object_type = object_type
+        self.id_property = id_property
+        self.path = f"/crm/v3/objects/{object_type}/batch/{operation.value}"
+        self.max_batch = 50 if properties_with_history else 100
+        read_props = list(properties)
+        if id_property and id_property not in read_props:
+            # Needed to match read results back to inputs addressed by a unique value.
+            read_props.append(id_property)
+        self._read_props = read_props
+        self._history = list(properties_with_history)
+        self._archived = archived
+
+    # -- request -----------------------------------------------------------------------------
+    def request(self, items: Sequence[Item]) -> HttpRequest:
+        op, idp = self.operation, self.id_property
+        inputs: list[dict[str, Any]]
+        if op is Operation.CREATE:
+            inputs = []
+            for it in items:
+                entry: dict[str, Any] = {
+                    "properties": it.properties,
+                    "objectWriteTraceId": str(it.row),
+                }
+                if it.associations:
+                    entry["associations"] = it.associations
+                inputs.append(entry)
+            return HttpRequest("POST", self.path, {"inputs": inputs})
+        if op in (Operation.UPDATE, Operation.UPSERT):
+            if idp:
+                inputs = [
+                    {
+                        "id": it.record_id,
+                        "idProperty": idp,
+                        "properties": it.properties,
+                        "objectWriteTraceId": str(it.row),
+                    }
+                    for it in items
+                ]
+            else:
+                inputs = [
+                    {
+                        "id": it.record_id,
+                        "properties": it.properties,
+                        "objectWriteTraceId": str(it.row),
+                    }
+                    for it in items
+                ]
+            return HttpRequest("POST", self.path, {"inputs": inputs})
+        if op is Operation.ARCHIVE:
+            return HttpRequest(
+                "POST", self.path, {"inputs": [{"id": it.record_id} for it in items]}
+            )
+        body: dict[str, Any] = {
+            "inputs": [{"id": it.record_id} for it in items],
+            "properties": self._read_props,
+            "propertiesWithHistory": self._history,
+        }
+        if idp:
+            body["idProperty"] = idp
+        params = [("archived", "true" if self._archived else "false")]
+        return HttpRequest("POST", self.path, body, params)
+
+    # -- answers -----------------------------------------------------------------------------
+    def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed:
+        if self.operation is Operation.ARCHIVE:
+            # 204, no body: HubSpot archived all of them (unknown ids are ignored, as by HubSpot).
+            return Parsed([Outcome(it, True, hubspot_id=it.record_id) for it in items])
+        body = response.json()
+        if not isinstance(body, Mapping):
+            return Parsed(unmentioned=list(items), stray_error=error_message(body, response))
+        results = body.get("results") or []
+        errors = body.get("errors") or []
+        parsed = Parsed()
+        by_trace = {str(it.row): it for it in items}
+        by_key = {it.key: it for it in items if it.key is not None}
+        settled: set[int] = set()
+
+        def settle(item: Item, outcome: Outcome) -> None:
+            if item.row not in settled:
+                settled.add(item.row)
+                parsed.outcomes.append(outcome)
+
+        strays: list[Any] = []
+        for result in results:
+            if not isinstance(result, Mapping):
+                continue
+            item = self._match(result, by_trace, by_key)
+            if item is None:
+                strays.append(result)
+            else:
+                settle(item, self._success(item, result))
+
+        stray_errors: list[str] = []
+        for error in errors:
+            if not isinstance(error, Mapping):
+                continue
+            targets = self._error_targets(error, by_trace, by_key)
+            reason = error_message(error, response)
+            category = str(error.get("category") or "ERROR")
+            if not targets:
+                stray_errors.append(reason)
+            for item in targets:
+                settle(item, Outcome(item, False, category=category, message=reason))
+
+        rest = [it for it in items if it.row not in settled]
+        if strays and rest and self.operation is Operation.CREATE:
+            pairs, rest, _ = match_by_content(rest, strays, _props)
+            for item, result in pairs:
+                settle(item, self._success(item, result))
+        parsed.unmentioned = rest
+        parsed.stray_error = "; ".join(stray_errors)[:500] or None
+        return parsed
+
+    def _match(
+        self, result: Mapping[str, Any], by_trace: dict[str, Item], by_key: dict[str, Item]
+    ) -> Item | None:
+        trace = result.get("objectWriteTraceId")
+        if trace is not None and str(trace) in by_trace:
+            return by_trace[str(trace)]
+        if self.id_property:
+            value = _props(result).get(self.id_property)
+            return by_key.get(str(value).strip().lower()) if value is not None else None
+        if self.operation is not Operation.CREATE and result.get("id") is not None:
+            return by_key.get(str(result["id"]))
+        return None
+
+    def _error_targets(
+        self, error: Mapping[str, Any], by_trace: dict[str, Item], by_key: dict[str, Item]
+    ) -> list[Item]:
+        context = error.get("context")
+        if not isinstance(context, Mapping):
+            return []
+        found: dict[int, Item] = {}
+        for trace in context.get("objectWriteTraceId") or []:
+            item = by_trace.get(str(trace))
+            if item is not None:
+                found[item.row] = item
+        for value in context.get("ids") or []:
+            item = by_key.get(str(value).strip().lower())
+            if item is not None:
+                found[item.row] = item
+        return list(found.values())
+
+    def _success(self, item: Item, result: Mapping[str, Any]) -> Outcome:
+        op = self.operation
+        hubspot_id = str(result.get("id")) if result.get("id") is not None else None
+        if op is Operation.READ:
+            props = dict(_props(result))
+            history = result.get("propertiesWithHistory")
+            extra = {"propertiesWithHistory": history} if history else {}
+            return Outcome(item, True, hubspot_id=hubspot_id, properties=props, extra=extra)
+        new: bool | None = None
+        if op is Operation.UPSERT:
+            raw_new = result.get("new")
+            new = raw_new if isinstance(raw_new, bool) else None
+            if item.ambiguous and new is False:
+                # An earlier attempt may have created it; "updated" would be a guess.
+                new = None
+        elif op is Operation.CREATE:
+            new = True
+        return Outcome(item, True, hubspot_id=hubspot_id, new=new)
+
+    def parse_rejection(
+        self, items: Sequence[Item], response: HttpResponse
+    ) -> Parsed | Rejected | Fatal:
+        body = response.json()
+        message = error_message(body, response)
+        category = str(body.get("category") or "") if isinstance(body, Mapping) else ""
+        status = response.status
+        if status == 404 and self.operation is Operation.READ and category == "OBJECT_NOT_FOUND":
+            # HubSpot answers a read in which *no* id exists with a whole-request 404.
+            return Parsed([Outcome(it, False, category=category, message=message) for it in items])
+        if status == 404:
+            return Fatal(
+                f"HubSpot answered 404 for {self.path}: {message}. Check --base-url and --object."
+            )
+        lowered = message.lower()
+        if "unable to infer object type" in lowered or "non-unique" in lowered:
+            return Fatal(message)
+        if status in (400, 409, 413, 422):
+            return Rejected(
+                category or ("CONFLICT" if status == 409 else "VALIDATION_ERROR"),
+                message,
+                isolatable=True,
+            )
+        return Fatal(f"HubSpot answered {status} for {self.path}: {message}")
+
+
+def _props(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    props = result.get("properties")
+    return props if isinstance(props, Mapping) else {}

@@ -1,0 +1,533 @@
+"""One job, end to end: source -> normalise/validate -> scheduler -> workers -> result files.
+
+::
+
+    source ──► intake ──► Scheduler ──► worker x N ──► HubSpot
+     (thread)  normalise,   batches of     limiter turn,
+               pre-flight   <= 100, keys    send, settle ──► ResultWriter (+ journal)
+                              ▲                  │
+                              └── retries, ◄─────┘
+                                  isolation halves, read-backs
+
+Everything runs in one task group. Memory is bounded by ``max_outstanding`` records (the
+scheduler blocks the intake beyond it) plus one chunk of the reader. A stop (auth, daily limit,
+Ctrl-C) stops new requests, lets the ones in flight finish within a grace period, and still writes
+every finished result and the report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+
+from ._config import JobConfig
+from ._dialect import Dialect, error_message
+from ._dialect_v1 import V1Dialect
+from ._dialect_v3 import V3Dialect
+from ._dispatcher import Dispatcher, StopReason
+from ._errors import INPUT_ERROR, PREFLIGHT, InputError
+from ._limiter import RateLimiter
+from ._models import Api, Operation, Outcome
+from ._normalize import Normalizer
+from ._preflight import PropertySchema
+from ._results import ResultWriter
+from ._scheduler import Scheduler
+from ._sources import RawRow, from_iterable, open_source
+from ._transport import HttpRequest, Transport, TransportFailure
+
+__all__ = ["Job", "JobReport", "Progress", "Source", "run_job"]
+
+Source = (
+    str
+    | os.PathLike[str]
+    | AsyncIterable[RawRow]
+    | Iterable[Mapping[str, Any]]
+    | AsyncIterable[Mapping[str, Any]]
+)
+
+# Stop reasons that mean "fix the command or the environment" (exit 2) rather than "the job
+# was cut short and can be resumed" (exit 3).
+_CONFIG_STOPS = frozenset({StopReason.CONFIG, StopReason.UNREACHABLE})
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot for progress displays; cheap to take."""
+
+    elapsed: float
+    rows_read: int
+    succeeded: int
+    failed: int
+    in_engine: int
+    requests: int
+    throttled: Mapping[str, int]
+    limit: float
+    ceiling: int
+    others: float
+    daily_remaining: int | None
+    reading_done: bool
+    stopping: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobReport:
+    data: dict[str, Any]
+
+    @property
+    def succeeded(self) -> int:
+        return int(self.data["rows"]["succeeded"])
+
+    @property
+    def failed(self) -> int:
+        return int(self.data["rows"]["failed"])
+
+    @property
+    def stop_reason(self) -> str | None:
+        stop = self.data.get("stop")
+        return None if stop is None else str(stop["reason"])
+
+    @property
+    def exit_code(self) -> int:
+        """0 all written, 1 some records failed, 2 config error, 3 stopped (resumable)."""
+        reason = self.stop_reason
+        if reason in _CONFIG_STOPS:
+            return 2
+        if reason is not None:
+            return 3
+        return 1 if self.failed else 0
+
+
+class Job:
+    """A job you can watch and stop. Most callers want :func:`run_job`."""
+
+    def __init__(
+        self, config: JobConfig, source: Source, *, grace: float = 30.0, input_name: str = ""
+    ) -> None:
+        self.config = config
+        self._source = source
+        self._grace = grace
+        self._input_name = input_name or (
+            os.fspath(source) if isinstance(source, str | os.PathLike) else "<python iterable>"
+        )
+        self.limiter = RateLimiter(config.rate_limit, config.interval, adaptive=config.adaptive)
+        self.scheduler: Scheduler | None = None
+        self.writer: ResultWriter | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._rows_read = 0
+        self._reading_done = False
+        self._started = 0.0
+        self._cancel: anyio.CancelScope | None = None
+        self._early_stop: tuple[str, str] | None = None
+
+    # -- control -----------------------------------------------------------------------------
+    def stop(self, reason: str = StopReason.INTERRUPTED, message: str | None = None) -> None:
+        """Stop sending; requests in flight finish (within the grace period), results are kept."""
+        msg = message or "interrupted; finished records are kept"
+        if self.dispatcher is not None:
+            self.dispatcher.stop(reason, msg)
+        else:
+            self._early_stop = (reason, msg)
+
+    def cancel(self) -> None:
+        """Stop at once: abandon requests in flight (their records count as unprocessed)."""
+        self.stop()
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    def progress(self) -> Progress:
+        w, s, d = self.writer, self.scheduler, self.dispatcher
+        ls = self.limiter.stats()
+        return Progress(
+            elapsed=time.monotonic() - self._started if self._started else 0.0,
+            rows_read=self._rows_read,
+            succeeded=w.succeeded if w else 0,
+            failed=w.failed if w else 0,
+            in_engine=s.outstanding if s else 0,
+            requests=d.stats.requests if d else 0,
+            throttled=ls.throttled,
+            limit=ls.limit,
+            ceiling=ls.ceiling,
+            others=ls.others,
+            daily_remaining=ls.daily_remaining,
+            reading_done=self._reading_done,
+            stopping=s.stop_reason if s else None,
+        )
+
+    # -- the run -----------------------------------------------------------------------------
+    async def run(self) -> JobReport:
+        config = self.config
+        self._started = time.monotonic()
+        started_wall = time.time()
+        writer = self.writer = ResultWriter(config.out_dir)
+        scheduler = self.scheduler = Scheduler(
+            batch_size=config.max_batch, max_outstanding=config.max_outstanding
+        )
+        try:
+            async with Transport(
+                config.base_url,
+                config.token,
+                timeout=config.timeout,
+                max_connections=max(config.concurrency or 0, 256),
+            ) as transport:
+                dispatcher = self.dispatcher = Dispatcher(
+                    config,
+                    transport=transport,
+                    limiter=self.limiter,
+                    scheduler=scheduler,
+                    writer=writer,
+                    dialect=_dialect(config),
+                    verify_dialect=_verify_dialect(config),
+                )
+                if self._early_stop:
+                    dispatcher.stop(*self._early_stop)
+                schema = None
+                if config.preflight or config.id_property:
+                    schema = await self._load_schema(transport, dispatcher)
+                if scheduler.stop_reason is None:
+                    await self._pipeline(dispatcher, scheduler, writer, schema)
+        finally:
+            # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
+            writer.close()
+            report = self._report(started_wall)
+            (config.out_dir / "report.json").write_bytes(
+                orjson.dumps(report.data, option=orjson.OPT_INDENT_2)
+            )
+        return report
+
+    async def _pipeline(
+        self,
+        dispatcher: Dispatcher,
+        scheduler: Scheduler,
+        writer: ResultWriter,
+        schema: PropertySchema | None,
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            self._cancel = tg.cancel_scope
+            tg.start_soon(self._intake, scheduler, writer, schema)
+            tg.start_soon(self._workers, tg, dispatcher, scheduler)
+            tg.start_soon(self._watch_stop, tg, scheduler)
+
+    async def _workers(
+        self, tg: anyio.abc.TaskGroup, dispatcher: Dispatcher, scheduler: Scheduler
+    ) -> None:
+        """Grow the pool to rate x latency as latency becomes known; workers end by themselves
+        when the scheduler says the job is over."""
+        running = 0
+        while True:
+            target = dispatcher.target_workers()
+            while running < target:
+                tg.start_soon(dispatcher.worker)
+                running += 1
+            if scheduler.stop_reason is not None or (
+                scheduler.intake_closed and scheduler.outstanding == 0
+            ):
+                return
+            await anyio.sleep(0.25)
+
+    async def _watch_stop(self, tg: anyio.abc.TaskGroup, scheduler: Scheduler) -> None:
+        """After a stop, give requests in flight ``grace`` seconds, then cancel them."""
+        while scheduler.stop_reason is None:
+            if scheduler.intake_closed and scheduler.outstanding == 0:
+                return
+            await anyio.sleep(0.1)
+        await anyio.sleep(self._grace)
+        tg.cancel_scope.cancel()
+
+    async def _intake(
+        self, scheduler: Scheduler, writer: ResultWriter, schema: PropertySchema | None
+    ) -> None:
+        config = self.config
+        normalize = Normalizer(
+            config.operation,
+            api=config.api,
+            id_property=config.id_property,
+            empty_clears=config.empty_clears,
+        )
+        validate = schema.validate if schema is not None and config.preflight else None
+        if config.operation not in (Operation.CREATE, Operation.UPDATE, Operation.UPSERT):
+            validate = None
+        creating = config.operation is Operation.CREATE
+        rows = _as_rows(self._source)
+        try:
+            async for raw in rows:
+                self._rows_read += 1
+                if raw.data is None:
+                    writer.record_unparsed(raw.row, raw.line, raw.error or "unreadable record")
+                    continue
+                try:
+                    item = normalize(raw.row, raw.data)
+                except InputError as exc:
+                    _reject_input(writer, raw, INPUT_ERROR, str(exc), exc.field)
+                    continue
+                if validate is not None:
+                    errors = validate(item.properties, creating=creating)
+                    if errors:
+                        message = "; ".join(e.message for e in errors)
+                        fields = [e.property for e in errors]
+                        writer.record(
+                            Outcome(
+                                item,
+                                False,
+                                category=PREFLIGHT,
+                                message=message,
+                                extra={"properties": fields, "codes": [e.code for e in errors]},
+                            )
+                        )
+                        continue
+                if not await scheduler.put(item):
+                    break
+        finally:
+            self._reading_done = True
+            scheduler.close_intake()
+            aclose = getattr(rows, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
+    async def _load_schema(
+        self, transport: Transport, dispatcher: Dispatcher
+    ) -> PropertySchema | None:
+        """Fetch the object's properties once; also where a bad token or URL shows first."""
+        config = self.config
+        request = HttpRequest("GET", f"/crm/v3/properties/{config.object_type}")
+        for attempt in range(1, config.max_attempts + 1):
+            sent_at = await self.limiter.wait_turn()
+            dispatcher.stats.requests += 1
+            try:
+                response = await transport.send(request)
+            except TransportFailure as failure:
+                if failure.kind == "connect":
+                    dispatcher.stop(StopReason.UNREACHABLE, str(failure))
+                    return None
+                await anyio.sleep(min(2.0**attempt, 10))
+                continue
+            dispatcher.stats.by_status[response.status] += 1
+            self.limiter.observe(response.headers, sent_at)
+            status = response.status
+            if config.daily_share is not None and self.limiter.daily_remaining is not None:
+                dispatcher.set_daily_cap(
+                    max(1, math.floor(config.daily_share * self.limiter.daily_remaining))
+                )
+            if status == 200:
+                body = response.json()
+                schema = PropertySchema.from_hubspot(
+                    body if isinstance(body, Mapping) else {}, object_type=config.object_type
+                )
+                problem = _id_property_problem(config, schema)
+                if problem:
+                    dispatcher.stop(StopReason.CONFIG, problem)
+                    return None
+                return schema
+            if status in (401, 403):
+                dispatcher.auth_failure(response)
+                return None
+            if status in (400, 404):
+                dispatcher.stop(
+                    StopReason.CONFIG,
+                    f"cannot read the properties of {config.object_type!r} "
+                    f"(HTTP {status}: {error_message(response.json(), response)}). "
+                    "Check --object and --base-url.",
+                )
+                return None
+            if status == 429:
+                body = response.json()
+                if isinstance(body, Mapping) and body.get("policyName") == "DAILY":
+                    dispatcher.daily_limit_reached()
+                    return None
+                await anyio.sleep(
+                    self.limiter.on_rate_limited(
+                        str(body.get("policyName") if isinstance(body, Mapping) else "")
+                        or "TEN_SECONDLY_ROLLING",
+                        None,
+                    )
+                )
+                continue
+            await anyio.sleep(min(2.0**attempt, 10))
+        # The schema could not be had; the job can still run, HubSpot validates on its side.
+        return None
+
+    def _report(self, started_wall: float) -> JobReport:
+        config, writer, d = self.config, self.writer, self.dispatcher
+        assert writer is not None
+        elapsed = time.monotonic() - self._started
+        ls = self.limiter.stats()
+        stats = d.stats if d else None
+        stop_reason = self.scheduler.stop_reason if self.scheduler else None
+        finished = writer.succeeded + writer.failed
+        interval = ls.window
+        requests = stats.requests if stats else 0
+        ceiling_rps = ls.ceiling / interval if ls.ceiling else None
+        data: dict[str, Any] = {
+            "status": "stopped" if stop_reason else "complete",
+            "stop": None
+            if stop_reason is None
+            else {
+                "reason": stop_reason,
+                "message": stats.stop_message if stats else None,
+            },
+            "job": {
+                "operation": config.operation.value,
+                "object_type": config.object_type,
+                "api": config.api.value,
+                "base_url": config.base_url,
+                "id_property": config.id_property,
+                "input": self._input_name,
+                "out_dir": str(config.out_dir),
+                "started_at": _iso(started_wall),
+                "finished_at": _iso(time.time()),
+            },
+            "rows": {
+                "read": self._rows_read,
+                "succeeded": writer.succeeded,
+                "failed": writer.failed,
+                "unprocessed": max(0, self._rows_read - finished),
+                "input_exhausted": self._reading_done and stop_reason is None,
+            },
+            "written": {
+                "created": writer.created,
+                "updated": writer.updated,
+                "new_unknown": writer.new_unknown,
+            },
+            "failed_by_category": dict(writer.failed_by_category),
+            "requests": {
+                "total": requests,
+                "write": stats.write_requests if stats else 0,
+                "verify": stats.verify_requests if stats else 0,
+                "isolation": stats.isolation_requests if stats else 0,
+                "resent_batches": stats.resent_batches if stats else 0,
+                "splits": stats.splits if stats else 0,
+                "by_status": {str(k): v for k, v in sorted(stats.by_status.items())}
+                if stats
+                else {},
+                "transport_failures": dict(stats.transport_failures) if stats else {},
+            },
+            "rate_limit": {
+                "configured": config.rate_limit,
+                "learned_ceiling": ls.ceiling,
+                "interval_s": interval,
+                "current_limit": ls.limit,
+                "others_estimate": ls.others,
+                "429_by_policy": dict(ls.throttled),
+                "daily_limit": ls.daily_limit,
+                "daily_remaining": ls.daily_remaining,
+                "requests_per_s": round(requests / elapsed, 2) if elapsed else 0.0,
+                "share_of_ceiling": (
+                    round(requests / elapsed / ceiling_rps, 4) if elapsed and ceiling_rps else None
+                ),
+            },
+            "duration_s": round(elapsed, 3),
+            "records_per_s": round(finished / elapsed, 1) if elapsed else 0.0,
+        }
+        return JobReport(data)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _reject_input(
+    writer: ResultWriter, raw: RawRow, category: str, message: str, field: str | None
+) -> None:
+    from ._models import Item
+
+    item = Item(raw.row, raw.data or {}, {})
+    extra = {"property": field} if field else {}
+    writer.record(Outcome(item, False, category=category, message=message, extra=extra))
+
+
+def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | None:
+    idp = config.id_property
+    if not idp:
+        return None
+    if not schema.has(idp):
+        return f"the id property {idp!r} does not exist on {config.object_type}"
+    email_on_contacts = idp == "email" and config.object_type in ("contacts", "0-1")
+    if not schema.is_unique(idp) and not email_on_contacts:
+        return (
+            f"the id property {idp!r} of {config.object_type} does not have unique values "
+            "(hasUniqueValue is false); HubSpot only matches records on unique properties"
+        )
+    return None
+
+
+def _dialect(config: JobConfig) -> Dialect:
+    if config.api is Api.V1:
+        return V1Dialect(
+            config.operation, id_property=config.id_property, properties=config.properties
+        )
+    return V3Dialect(
+        config.operation,
+        config.object_type,
+        id_property=config.id_property,
+        properties=config.properties,
+        properties_with_history=config.properties_with_history,
+        archived=config.archived,
+    )
+
+
+def _verify_dialect(config: JobConfig) -> Dialect | None:
+    """Creates with a unique property are settled by a v3 read on it (v1 tickets are the same
+    records, so this serves the v1 dialect too)."""
+    if config.operation is not Operation.CREATE or not config.id_property:
+        return None
+    object_type = "tickets" if config.api is Api.V1 else config.object_type
+    return V3Dialect(
+        Operation.READ, object_type, id_property=config.id_property, properties=[config.id_property]
+    )
+
+
+def _as_rows(source: Source) -> AsyncIterable[RawRow]:
+    if isinstance(source, str | os.PathLike):
+        return open_source(os.fspath(source))
+    if isinstance(source, AsyncIterable):
+        return _raw_or_mapping(source)
+    return from_iterable(source)
+
+
+async def _raw_or_mapping(source: AsyncIterable[Any]) -> AsyncIterator[RawRow]:
+    row = 0
+    async for x in source:
+        row += 1
+        if isinstance(x, RawRow):
+            yield x
+        elif isinstance(x, Mapping):
+            yield RawRow(row, row, dict(x))
+        else:
+            yield RawRow(row, row, None, f"record {row}: not a mapping ({type(x).__name__})")
+
+
+async def run_job(
+    config: JobConfig,
+    source: Source,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_interval: float = 0.5,
+) -> JobReport:
+    """Run one job to the end and return its report (also written to ``out_dir/report.json``).
+
+    ``source`` is a path (CSV, TSV, JSONL; "-" for stdin), or any iterable or async iterable of
+    dicts. Results go to ``config.out_dir``.
+    """
+    job = Job(config, source)
+    if on_progress is None:
+        return await job.run()
+    result: list[JobReport] = []
+
+    async def _run() -> None:
+        result.append(await job.run())
+        tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_run)
+        while True:
+            on_progress(job.progress())
+            await anyio.sleep(progress_interval)
+    on_progress(job.progress())
+    return result[0]

@@ -1,0 +1,195 @@
+"""Request pacing for HubSpot's rolling-window rate limit.
+
+HubSpot counts requests per app in a *rolling* 10-second window. A leaky or token bucket (what
+aiolimiter and most clients use) bursts up to the limit and then drains, which lets up to twice
+the limit through one rolling window and earns 429s. This limiter instead
+
+* spaces requests evenly, ``window / limit`` apart, from the first request on (GCRA with a burst
+  of one), so the job runs at the ceiling without bursts; and
+* keeps a log of its own send times and never lets more than ``limit`` of them fall inside any
+  ``window``: a hard guarantee that holds while the limit changes under it.
+
+``window`` is the server's interval plus a small margin: a request is counted when it *arrives*,
+and network jitter can bring two requests sent exactly one interval apart closer together.
+
+It also learns. Every response carries ``X-HubSpot-RateLimit-Max`` / ``-Remaining`` /
+``-Interval-Milliseconds``: the limit is taken from there (the user need not know their tier), and
+``Max - Remaining`` minus our own requests in the window is what other integrations on the same
+account are using right now, which we leave to them. A 429 with ``TEN_SECONDLY_ROLLING`` pauses
+every sender and cuts the rate (multiplicative decrease); clean responses raise it again
+(additive increase) up to what the headers allow.
+
+No I/O here; the clock and sleep are injectable so tests can check exact timings.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import anyio
+
+__all__ = ["LimiterStats", "RateLimiter"]
+
+_DECREASE = 0.7  # multiplicative decrease on a rolling-window 429
+_INCREASE = 0.25  # additive increase per clean response (about +1 request/window per 4 responses)
+_SHARE_RESERVE = 0.02  # head-room kept below the learned ceiling when others share the window
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStats:
+    limit: float  # requests per window we allow ourselves now
+    ceiling: int  # the account's limit (learned from headers, else configured)
+    window: float
+    others: float  # estimated requests per window used by other integrations
+    sent: int
+    throttled: Mapping[str, int]
+    daily_remaining: int | None
+    daily_limit: int | None
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        limit: int,
+        interval: float = 10.0,
+        *,
+        margin: float = 0.15,
+        adaptive: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._unlimited = limit == 0
+        self._ceiling = limit
+        self._limit = float(limit)
+        self._interval = interval
+        self._margin = margin
+        self._adaptive = adaptive
+        self._clock = clock
+        self._sleep = sleep
+        self._log: deque[float] = deque()  # our own send times, oldest first
+        self._next_at = -math.inf  # earliest time the next request may go (even spacing)
+        self._paused_until = -math.inf
+        self._others = 0.0
+        self.sent = 0
+        self.throttled: Counter[str] = Counter()
+        self.daily_remaining: int | None = None
+        self.daily_limit: int | None = None
+
+    @property
+    def window(self) -> float:
+        return self._interval + self._margin
+
+    def _earliest(self, now: float) -> float:
+        t = max(now, self._next_at, self._paused_until)
+        limit = max(1, int(self._limit))
+        log = self._log
+        while log and log[0] <= now - self.window:
+            log.popleft()
+        if len(log) >= limit:
+            # The (limit)-th most recent send must leave the window before another may go.
+            t = max(t, log[-limit] + self.window)
+        return t
+
+    async def wait_turn(self) -> float:
+        """Wait until a request may be sent; counts it as sent and returns the send time."""
+        if self._unlimited:
+            self.sent += 1
+            return self._clock()
+        while True:
+            now = self._clock()
+            t = self._earliest(now)
+            if t <= now:
+                self._log.append(now)
+                self._next_at = now + self.window / max(self._limit, 1.0)
+                self.sent += 1
+                return now
+            await self._sleep(t - now)
+
+    def in_window(self, at: float) -> int:
+        """How many of our requests were sent in the window ending at ``at``."""
+        start = at - self._interval
+        return sum(1 for t in self._log if start < t <= at)
+
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        """Learn from a response's rate-limit headers (any status)."""
+        daily = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
+        if daily is not None and daily.isdigit():
+            self.daily_remaining = int(daily)
+        daily_max = headers.get("X-HubSpot-RateLimit-Daily")
+        if daily_max is not None and daily_max.isdigit():
+            self.daily_limit = int(daily_max)
+        if not self._adaptive or self._unlimited:
+            return
+        max_h = headers.get("X-HubSpot-RateLimit-Max")
+        rem_h = headers.get("X-HubSpot-RateLimit-Remaining")
+        if max_h is None or not max_h.isdigit():
+            return
+        ceiling = int(max_h)
+        interval_h = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        if interval_h is not None and interval_h.isdigit() and int(interval_h) > 0:
+            self._interval = int(interval_h) / 1000
+        if ceiling != self._ceiling:
+            self._ceiling = ceiling
+            self._limit = min(self._limit, ceiling) if self._limit else float(ceiling)
+        if rem_h is not None and rem_h.lstrip("-").isdigit():
+            used = ceiling - int(rem_h)
+            others = max(0.0, used - self.in_window(sent_at))
+            # Rise fast, fall slowly: another integration's burst is respected at once and
+            # forgotten only after several clean readings.
+            self._others = others if others > self._others else self._others * 0.9 + others * 0.1
+        cap = self.cap
+        if self._limit < cap:
+            self._limit = min(cap, self._limit + _INCREASE)
+        elif self._limit > cap:
+            self._limit = cap
+
+    @property
+    def cap(self) -> float:
+        """The most we allow ourselves: the ceiling less what others use and a little reserve."""
+        if self._others < 0.5:
+            return float(self._ceiling)
+        reserve = max(1.0, self._ceiling * _SHARE_RESERVE)
+        return max(1.0, self._ceiling - self._others - reserve)
+
+    def on_rate_limited(self, policy: str, retry_after: float | None) -> float:
+        """A 429: pause every sender and slow down. Returns the pause in seconds."""
+        self.throttled[policy] += 1
+        now = self._clock()
+        if policy == "SECONDLY":
+            pause = retry_after if retry_after is not None else 1.0
+        else:
+            if not self._unlimited:
+                self._limit = max(1.0, self._limit * _DECREASE)
+            # Room in the window appears as the oldest requests in it expire; one spacing period
+            # of the slowed rate, and at least half a second, gives the window time to drain.
+            pause = retry_after if retry_after is not None else max(0.5, self.window / self._limit)
+        self._paused_until = max(self._paused_until, now + pause)
+        return pause
+
+    def stats(self) -> LimiterStats:
+        return LimiterStats(
+            limit=round(self._limit, 2),
+            ceiling=self._ceiling,
+            window=self._interval,
+            others=round(self._others, 1),
+            sent=self.sent,
+            throttled=dict(self.throttled),
+            daily_remaining=self.daily_remaining,
+            daily_limit=self.daily_limit,
+        )
+
+    @property
+    def rate_per_second(self) -> float | None:
+        """The pace we hold now, for sizing concurrency; None when unlimited."""
+        return None if self._unlimited else self._limit / self.window
+
+    def __repr__(self) -> str:
+        lim = "unlimited" if self._unlimited else f"{self._limit:.1f}/{self.window:.2f}s"
+        return (
+            f"<RateLimiter {lim} ceiling={self._ceiling} others={self._others:.1f} "
+            f"sent={self.sent}>"
+        )

@@ -1,0 +1,104 @@
+"""Value types that flow through the pipeline.
+
+An input record becomes an :class:`Item` once it is normalised for its operation. Items are
+grouped into a :class:`Batch`; every item ends in exactly one :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Api",
+    "Batch",
+    "Item",
+    "Operation",
+    "Outcome",
+    "Phase",
+]
+
+
+class Operation(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UPSERT = "upsert"
+    ARCHIVE = "archive"
+    READ = "read"
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether resending a request whose outcome is unknown is safe.
+
+        Everything but create is: an update, upsert, archive or read sent twice leaves HubSpot
+        as sending it once would. A create sent twice makes two records.
+        """
+        return self is not Operation.CREATE
+
+
+class Api(enum.StrEnum):
+    V3 = "v3"
+    V1 = "v1"
+
+
+class Phase(enum.Enum):
+    """What a batch does: the job's own operation, or a read-back that settles a create whose
+    outcome was unknown (timeout, reset, 5xx)."""
+
+    WRITE = "write"
+    VERIFY = "verify"
+
+
+@dataclass(slots=True, eq=False)
+class Item:
+    """One input record, normalised for the job's operation.
+
+    ``row`` is the 1-based input record number and the only identity an item has: the trace id
+    sent to HubSpot is derived from it, and results are matched back through it, never through
+    the position in a batch.
+    """
+
+    row: int
+    raw: dict[str, Any]
+    properties: dict[str, str]
+    record_id: str | None = None
+    associations: list[dict[str, Any]] | None = None
+    # Batch-hygiene key: two items with the same key never share a batch, and the later one waits
+    # until the earlier one has finished, so writes to one record keep their input order.
+    key: str | None = None
+    attempts: int = 0
+    # Set once a write of this item was sent and its outcome is unknown; an upsert's ``new``
+    # flag from a later attempt then no longer tells whether *this job* created the record.
+    ambiguous: bool = False
+    last_error: str | None = None
+
+    @property
+    def trace_id(self) -> str:
+        return str(self.row)
+
+
+@dataclass(slots=True, eq=False)
+class Batch:
+    items: list[Item]
+    phase: Phase = Phase.WRITE
+    # How many times this group has been split to isolate a rejected record (0 = normal batch).
+    # Split halves are sent as formed; they are never merged with other records again.
+    split_depth: int = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The final word on one item: written/read (``ok``) or failed with a reason."""
+
+    item: Item
+    ok: bool
+    hubspot_id: str | None = None
+    new: bool | None = None
+    properties: dict[str, Any] | None = None
+    category: str | None = None
+    message: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,144 @@
+"""Live progress for the CLI: a rich display on a terminal, plain log lines otherwise.
+
+Cron jobs and Airflow tasks have no terminal; they get one line every ``log_every`` seconds,
+which reads well in a log file. On a terminal, rich redraws a bar with rows, records/s, ETA,
+429s and the rate limit in place.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from typing import IO, Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from ._engine import JobReport, Progress
+
+__all__ = ["ProgressDisplay", "format_summary"]
+
+
+def _rate(samples: deque[tuple[float, int]]) -> float:
+    if len(samples) < 2:
+        return 0.0
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressDisplay:
+    def __init__(
+        self,
+        *,
+        expected_rows: int | None = None,
+        mode: str = "auto",
+        stream: IO[str] | None = None,
+        log_every: float = 10.0,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "bar" if self.stream.isatty() else "log"
+        self.mode = mode
+        self.expected_rows = expected_rows
+        self._samples: deque[tuple[float, int]] = deque(maxlen=40)  # ~10-20 s of samples
+        self._log_every = log_every
+        self._last_log = 0.0
+        self._live: Live | None = None
+        if mode == "bar":
+            console = Console(file=self.stream, stderr=self.stream is sys.stderr)
+            self._live = Live(console=console, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> ProgressDisplay:
+        if self._live is not None:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def line(self, p: Progress) -> str:
+        done = p.succeeded + p.failed
+        self._samples.append((time.monotonic(), done))
+        rate = _rate(self._samples)
+        total = self.expected_rows
+        if total and p.reading_done:
+            total = max(total, p.rows_read)
+        parts = [f"{done:,}" + (f"/{total:,}" if total else "") + " rows"]
+        if total:
+            parts.append(f"{min(100.0, 100 * done / total):5.1f}%")
+        parts.append(f"{rate:,.0f} rec/s")
+        if total and rate > 0 and done < total:
+            parts.append(f"ETA {_duration((total - done) / rate)}")
+        parts.append(f"ok {p.succeeded:,} failed {p.failed:,}")
+        parts.append(f"{p.requests:,} req")
+        parts.append(f"429s {sum(p.throttled.values())}")
+        if p.ceiling:
+            limit = f"limit {p.limit:g}/{p.ceiling}"
+            if p.others >= 0.5:
+                limit += f" (others ~{p.others:.0f})"
+            parts.append(limit)
+        if p.daily_remaining is not None:
+            parts.append(f"daily left {p.daily_remaining:,}")
+        if p.stopping:
+            parts.append(f"STOPPING: {p.stopping}")
+        return " | ".join(parts)
+
+    def __call__(self, p: Progress) -> None:
+        text = self.line(p)
+        if self.mode == "none":
+            return
+        if self._live is not None:
+            self._live.update(Text(text))
+            return
+        now = time.monotonic()
+        if now - self._last_log >= self._log_every:
+            self._last_log = now
+            print(f"[bulkops {_duration(p.elapsed)}] {text}", file=self.stream, flush=True)
+
+
+def format_summary(report: JobReport) -> str:
+    d = report.data
+    rows, req, rl = d["rows"], d["requests"], d["rate_limit"]
+    lines = [
+        f"bulkops {d['job']['operation']} {d['job']['object_type']}: {d['status']}"
+        + (f" ({d['stop']['reason']})" if d["stop"] else ""),
+        f"  rows: {rows['read']:,} read, {rows['succeeded']:,} succeeded, "
+        f"{rows['failed']:,} failed, {rows['unprocessed']:,} unprocessed",
+    ]
+    w = d["written"]
+    if w["created"] or w["updated"] or w["new_unknown"]:
+        lines.append(
+            f"  written: {w['created']:,} new, {w['updated']:,} updated"
+            + (f", {w['new_unknown']:,} new-or-updated" if w["new_unknown"] else "")
+        )
+    if d["failed_by_category"]:
+        cats = ", ".join(f"{k} {v:,}" for k, v in sorted(d["failed_by_category"].items()))
+        lines.append(f"  failed by category: {cats}")
+    lines.append(
+        f"  requests: {req['total']:,} ({req['verify']:,} read-backs, {req['isolation']:,} "
+        f"isolation, {req['resent_batches']:,} resends); 429s: {rl['429_by_policy'] or 0}"
+    )
+    share = rl["share_of_ceiling"]
+    lines.append(
+        f"  {d['duration_s']:.1f}s, {d['records_per_s']:,.0f} records/s, "
+        f"{rl['requests_per_s']:.2f} req/s"
+        + (
+            f" = {100 * share:.1f}% of the {rl['learned_ceiling']}/{rl['interval_s']:g}s ceiling"
+            if share is not None
+            else ""
+        )
+    )
+    if d["stop"]:
+        lines.append(f"  stopped: {d['stop']['message']}")
+    lines.append(f"  results: {d['job']['out_dir']}/(succeeded|failed).jsonl, report.json")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Forms batches from fresh and returning records, and knows when the job is done.
+
+Invariants it protects:
+
+* At most ``max_outstanding`` records are inside the engine at once (read but not finished);
+  ``put`` blocks beyond that, so a slow API slows the reader and memory stays flat.
+* Two records with the same key (record id or unique value) are never in flight together: the
+  later one waits until the earlier one has *finished*, so no batch holds a duplicate id (which
+  HubSpot rejects whole) and writes to one record land in input order.
+* Records that come back for a retry are packed into full batches again (requests, not records,
+  are what the rate limit counts). Halves of a batch being split to isolate a bad record are the
+  exception: they go out exactly as formed.
+* The job is done when the intake is closed and every record has finished. Workers learn it
+  from ``next_batch`` returning None; that is the only termination rule.
+
+Single event loop, no awaits inside the bookkeeping: no locks are needed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import deque
+from collections.abc import Callable
+
+import anyio
+
+from ._models import Batch, Item, Phase
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        max_outstanding: int,
+        verify_batch_size: int = 100,
+        linger: float = 0.02,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.batch_size = batch_size
+        self.verify_batch_size = verify_batch_size
+        self.max_outstanding = max_outstanding
+        self.linger = linger
+        self._clock = clock
+        self._ready: deque[Item] = deque()
+        self._ready_since = math.inf
+        self._waiting: dict[str, deque[Item]] = {}
+        self._busy: set[str] = set()
+        self._seq = itertools.count()
+        self._retry: list[tuple[float, int, Item]] = []
+        self._verify: list[tuple[float, int, Item]] = []
+        self._preformed: list[tuple[float, int, Batch]] = []
+        self.outstanding = 0
+        self.intake_closed = False
+        self.stop_reason: str | None = None
+        self._changed = anyio.Event()
+        self._space = anyio.Event()
+
+    # -- intake ------------------------------------------------------------------------------
+    async def put(self, item: Item) -> bool:
+        """Admit one record; waits while the engine is full. False once the job is stopping."""
+        while self.outstanding >= self.max_outstanding and self.stop_reason is None:
+            space = self._space
+            await space.wait()
+        if self.stop_reason is not None:
+            return False
+        self.outstanding += 1
+        key = item.key
+        if key is not None:
+            if key in self._busy:
+                self._waiting.setdefault(key, deque()).append(item)
+                return True
+            self._busy.add(key)
+        self._admit(item)
+        return True
+
+    def _admit(self, item: Item) -> None:
+        ready = self._ready
+        if not ready:
+            self._ready_since = self._clock()
+        ready.append(item)
+        n = len(ready)
+        if n == 1 or n % self.batch_size == 0:
+            self._notify()
+
+    def close_intake(self) -> None:
+        self.intake_closed = True
+        self._notify()
+
+    # -- feedback from workers ---------------------------------------------------------------
+    def finish(self, item: Item) -> None:
+        """The item has its final outcome: free its slot and let the next write to its key go."""
+        self.outstanding -= 1
+        key = item.key
+        if key is not None:
+            queue = self._waiting.get(key)
+            if queue:
+                nxt = queue.popleft()
+                if not queue:
+                    del self._waiting[key]
+                self._admit(nxt)  # the key stays busy, now held by nxt
+            else:
+                self._busy.discard(key)
+        if self.outstanding < self.max_outstanding:
+            self._space.set()
+            self._space = anyio.Event()
+        if self.outstanding == 0 and self.intake_closed:
+            self._notify()
+
+    def retry(self, items: list[Item], *, delay: float = 0.0, phase: Phase = Phase.WRITE) -> None:
+        """Send these again after ``delay`` seconds, packed with whatever else is waiting."""
+        at = self._clock() + delay
+        heap = self._verify if phase is Phase.VERIFY else self._retry
+        for item in items:
+            heapq.heappush(heap, (at, next(self._seq), item))
+        self._notify()
+
+    def retry_batch(self, batch: Batch, *, delay: float = 0.0) -> None:
+        """Send this exact batch again (isolation halves keep their shape)."""
+        heapq.heappush(self._preformed, (self._clock() + delay, next(self._seq), batch))
+        self._notify()
+
+    def stop(self, reason: str) -> None:
+        """No new batches from now on; what is in flight may finish."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._notify()
+        self._space.set()
+
+    # -- workers -----------------------------------------------------------------------------
+    async def next_batch(self) -> Batch | None:
+        """The next batch to send, or None when the job is over (done or stopped)."""
+        while True:
+            if self.stop_reason is not None:
+                return None
+            now = self._clock()
+            batch = self._take(now)
+            if batch is not None:
+                return batch
+            if self.intake_closed and self.outstanding == 0:
+                return None
+            wake = self._next_wake(now)
+            changed = self._changed
+            with anyio.move_on_after(max(0.0, wake - now) if wake < math.inf else math.inf):
+                await changed.wait()
+
+    def _take(self, now: float) -> Batch | None:
+        if self._preformed and self._preformed[0][0] <= now:
+            return heapq.heappop(self._preformed)[2]
+        verify = _pop_due(self._verify, now, self.verify_batch_size)
+        if verify:
+            return Batch(verify, Phase.VERIFY)
+        items = _pop_due(self._retry, now, self.batch_size)
+        ready = self._ready
+        need = self.batch_size - len(items)
+        if (
+            need
+            and ready
+            and (
+                len(ready) >= need
+                or items
+                or self.intake_closed
+                or now - self._ready_since >= self.linger
+            )
+        ):
+            take = min(need, len(ready))
+            items.extend(ready.popleft() for _ in range(take))
+            self._ready_since = now if ready else math.inf
+        return Batch(items) if items else None
+
+    def _next_wake(self, now: float) -> float:
+        wake = math.inf
+        for heap in (self._preformed, self._verify, self._retry):
+            if heap:
+                wake = min(wake, heap[0][0])
+        if self._ready:
+            wake = min(wake, self._ready_since + self.linger)
+        return wake
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    @property
+    def queued(self) -> int:
+        """Records waiting to be sent (fresh, returning or held back behind their key)."""
+        return (
+            len(self._ready)
+            + len(self._retry)
+            + len(self._verify)
+            + sum(len(b[2]) for b in self._preformed)
+            + sum(len(q) for q in self._waiting.values())
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Scheduler outstanding={self.outstanding} ready={len(self._ready)} "
+            f"retry={len(self._retry)} verify={len(self._verify)} "
+            f"preformed={len(self._preformed)} waiting_keys={len(self._waiting)} "
+            f"stop={self.stop_reason}>"
+        )
+
+
+def _pop_due(heap: list[tuple[float, int, Item]], now: float, limit: int) -> list[Item]:
+    items: list[Item] = []
+    while heap and heap[0][0] <= now and len(items) < limit:
+        items.append(heapq.heappop(heap)[2])
+    return items
