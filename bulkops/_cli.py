@@ -246,7 +246,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read --input {args.input}: {exc}") from None
     job = Job(config, source, input_name=args.input)
     with ProgressDisplay(mode=args.progress) as display:
-        report = anyio.run(drive, job, display, args.input)
+        report = anyio.run(lambda: drive(job, display, count_from=args.input))
     print(format_summary(report), file=sys.stderr)
     return report.exit_code
 

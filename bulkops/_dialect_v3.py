@@ -82,7 +82,11 @@ class V3Dialect:
                 "POST", self.path, {"inputs": [{"id": it.record_id} for it in items]}
             )
         body: dict[str, Any] = {
-            "inputs": [{"id": it.record_id} for it in items],
+            # A read-back of creates addresses them by their unique value (they have no id yet).
+            "inputs": [
+                {"id": it.record_id if it.record_id is not None else it.properties[idp or ""]}
+                for it in items
+            ],
             "properties": self._read_props,
             "propertiesWithHistory": self._history,
         }

@@ -125,6 +125,8 @@ class Job:
         self._started = 0.0
         self._cancel: anyio.CancelScope | None = None
         self._early_stop: tuple[str, str] | None = None
+        self._active = 0  # workers running
+        self._idle: anyio.Event | None = None  # set when the last worker returned after the end
 
     # -- control -----------------------------------------------------------------------------
     def stop(self, reason: str = StopReason.INTERRUPTED, message: str | None = None) -> None:
@@ -220,24 +222,32 @@ class Job:
         """Grow the pool to rate x latency as latency becomes known; workers end by themselves
         when the scheduler says the job is over."""
         running = 0
-        while True:
+        while not scheduler.over:
             target = dispatcher.target_workers()
             while running < target:
-                tg.start_soon(dispatcher.worker)
+                tg.start_soon(self._worker, dispatcher, scheduler)
                 running += 1
-            if scheduler.stop_reason is not None or (
-                scheduler.intake_closed and scheduler.outstanding == 0
-            ):
-                return
-            await anyio.sleep(0.25)
+            with anyio.move_on_after(0.25):
+                await scheduler.wait_over()
+
+    async def _worker(self, dispatcher: Dispatcher, scheduler: Scheduler) -> None:
+        self._active += 1
+        try:
+            await dispatcher.worker()
+        finally:
+            self._active -= 1
+            if self._active == 0 and scheduler.over and self._idle is not None:
+                self._idle.set()
 
     async def _watch_stop(self, tg: anyio.abc.TaskGroup, scheduler: Scheduler) -> None:
         """After a stop, give requests in flight ``grace`` seconds, then cancel them."""
-        while scheduler.stop_reason is None:
-            if scheduler.intake_closed and scheduler.outstanding == 0:
-                return
-            await anyio.sleep(0.1)
-        await anyio.sleep(self._grace)
+        await scheduler.wait_over()
+        if scheduler.stop_reason is None:
+            return
+        if self._active:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(self._grace):
+                await self._idle.wait()
         tg.cancel_scope.cancel()
 
     async def _intake(

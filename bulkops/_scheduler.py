@@ -59,6 +59,7 @@ class Scheduler:
         self.stop_reason: str | None = None
         self._changed = anyio.Event()
         self._space = anyio.Event()
+        self._over = anyio.Event()
 
     # -- intake ------------------------------------------------------------------------------
     async def put(self, item: Item) -> bool:
@@ -90,6 +91,16 @@ class Scheduler:
     def close_intake(self) -> None:
         self.intake_closed = True
         self._notify()
+        if self.outstanding == 0:
+            self._over.set()
+
+    @property
+    def over(self) -> bool:
+        """Done (every record finished) or stopped."""
+        return self._over.is_set()
+
+    async def wait_over(self) -> None:
+        await self._over.wait()
 
     # -- feedback from workers ---------------------------------------------------------------
     def finish(self, item: Item) -> None:
@@ -110,6 +121,7 @@ class Scheduler:
             self._space = anyio.Event()
         if self.outstanding == 0 and self.intake_closed:
             self._notify()
+            self._over.set()
 
     def retry(self, items: list[Item], *, delay: float = 0.0, phase: Phase = Phase.WRITE) -> None:
         """Send these again after ``delay`` seconds, packed with whatever else is waiting."""
@@ -130,6 +142,7 @@ class Scheduler:
             self.stop_reason = reason
         self._notify()
         self._space.set()
+        self._over.set()
 
     # -- workers -----------------------------------------------------------------------------
     async def next_batch(self) -> Batch | None:

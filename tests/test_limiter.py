@@ -1,0 +1,142 @@
+"""The pacer: even spacing, the rolling-window guarantee, learning from headers, 429 pauses."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+from aiolimiter import AsyncLimiter
+
+from bulkops._limiter import RateLimiter
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+async def test_spaces_requests_evenly_from_the_first_one() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(10, 1.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(30)]
+    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    assert all(abs(g - 0.1) < 1e-9 for g in gaps)
+    assert max_in_window(sent, 1.0) == 10
+
+
+async def test_margin_widens_the_window() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(190, 10.0, margin=0.15, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(400)]
+    assert max_in_window(sent, 10.15) <= 190
+    rate = (len(sent) - 1) / (sent[-1] - sent[0])
+    assert rate == pytest.approx(190 / 10.15, rel=1e-6)  # 98.5% of 19/s
+
+
+async def test_never_exceeds_window_when_limit_drops_mid_run() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(20, 2.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(25)]
+    # The server says the limit is 5 per 2 s.
+    limiter.observe(
+        {"X-HubSpot-RateLimit-Max": "5", "X-HubSpot-RateLimit-Interval-Milliseconds": "2000"},
+        sent[-1],
+    )
+    after = [await limiter.wait_turn() for _ in range(20)]
+    assert max_in_window(after, 2.0) <= 5
+    assert limiter.stats().ceiling == 5
+
+
+async def test_learns_others_usage_and_leaves_it_to_them() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(100, 10.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    at = await limiter.wait_turn()
+    # One request of ours in the window, yet 31 used: others take 30.
+    limiter.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Remaining": "69"}, at)
+    assert limiter.stats().others == pytest.approx(30)
+    assert limiter.cap == pytest.approx(100 - 30 - 2)
+    assert limiter.stats().limit <= limiter.cap
+
+
+async def test_rolling_429_pauses_and_cuts_the_rate() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(10, 1.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    await limiter.wait_turn()
+    pause = limiter.on_rate_limited("TEN_SECONDLY_ROLLING", None)
+    before = clock.now
+    nxt = await limiter.wait_turn()
+    assert nxt >= before + pause
+    assert limiter.stats().limit == pytest.approx(7.0)
+    assert limiter.stats().throttled == {"TEN_SECONDLY_ROLLING": 1}
+
+
+async def test_retry_after_is_honoured() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(10, 1.0, clock=clock, sleep=clock.sleep)
+    await limiter.wait_turn()
+    limiter.on_rate_limited("SECONDLY", 3.0)
+    before = clock.now
+    assert await limiter.wait_turn() >= before + 3.0
+
+
+async def test_unlimited_never_waits() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(0, clock=clock, sleep=clock.sleep)
+    for _ in range(1000):
+        await limiter.wait_turn()
+    assert clock.slept == []
+    assert limiter.rate_per_second is None
+
+
+async def test_daily_headers_are_recorded() -> None:
+    limiter = RateLimiter(10)
+    limiter.observe(
+        {"X-HubSpot-RateLimit-Daily": "250000", "X-HubSpot-RateLimit-Daily-Remaining": "1234"}, 0.0
+    )
+    assert limiter.daily_remaining == 1234
+    assert limiter.daily_limit == 250000
+
+
+async def test_aiolimiter_bursts_past_a_rolling_window_where_ours_does_not() -> None:
+    """Why bulkops does not pace with aiolimiter: its leaky bucket lets a burst of ``limit``
+    through and then keeps draining, so one rolling window sees nearly twice the limit."""
+
+    async def drive(acquire) -> list[float]:
+        times: list[float] = []
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and len(times) < 40:
+            await acquire()
+            times.append(time.monotonic())
+        return times
+
+    theirs = AsyncLimiter(10, 1.0)
+    ours = RateLimiter(10, 1.0, margin=0.0)
+    async with anyio.create_task_group() as tg:
+        results: dict[str, list[float]] = {}
+
+        async def run(name: str, acquire) -> None:
+            results[name] = await drive(acquire)
+
+        tg.start_soon(run, "aiolimiter", theirs.acquire)
+        tg.start_soon(run, "bulkops", ours.wait_turn)
+    assert max_in_window(results["aiolimiter"], 1.0) > 15
+    assert max_in_window(results["bulkops"], 1.0) <= 10
