@@ -9,20 +9,25 @@ configuration error, 3 the job stopped before the end (bad token, daily limit, i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 
-from ._config import DEFAULT_BASE_URL, JobConfig, Secret, default_out_dir
-from ._engine import Job, JobReport
-from ._errors import ConfigError
+from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
+from ._engine import RESUME, RETRY, Job, JobReport
+from ._errors import AMBIGUOUS, ConfigError
+from ._journal import JOURNAL_NAME, Journal
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
+from ._results import FAILED
+from ._sources import RawRow, fingerprint, open_source
 
 __all__ = ["main"]
 
@@ -141,7 +146,19 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip local validation against the account's property schema",
     )
-    p.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+    p.add_argument(
+        "--no-journal", action="store_true", help="keep no journal (the job cannot be resumed)"
+    )
+    _add_display_arguments(p)
+
+
+def _add_display_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "log", "none"],
+        default="auto",
+        help="live display: bar on a terminal, a log line every 10 s otherwise",
+    )
 
 
 def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
@@ -183,6 +200,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         timeout=args.timeout,
         preflight=not args.no_preflight,
         out_dir=args.out or default_out_dir(operation, args.object_type),
+        journal=not args.no_journal,
     )
 
 
@@ -200,6 +218,22 @@ def _count_rows(path: str) -> int | None:
 async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = None) -> JobReport:
     """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once."""
     result: list[JobReport] = []
+    try:
+        await _drive(job, display, count_from, result)
+    except BaseExceptionGroup as group:
+        # One task failing (a ConfigError found when the job opens) cancels the others; show
+        # that error, not the group around it.
+        first = group.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    display(job.progress())
+    return result[0]
+
+
+async def _drive(
+    job: Job, display: ProgressDisplay, count_from: str | None, result: list[JobReport]
+) -> None:
     async with anyio.create_task_group() as tg:
 
         async def run() -> None:
@@ -231,24 +265,103 @@ async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = 
         tg.start_soon(run)
         tg.start_soon(signals)
         tg.start_soon(show)
-    display(job.progress())
-    return result[0]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     token = Secret.from_env_or_file(args.token_file)
     config = _build_config(args, token)
-    from ._sources import open_source
-
     try:
         source = open_source(args.input, format=args.format)
+        meta = {"path": None, "format": args.format, "fingerprint": None}
+        if args.input != "-":
+            meta["path"] = os.path.abspath(args.input)
+            meta["fingerprint"] = fingerprint(args.input)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot read --input {args.input}: {exc}") from None
-    job = Job(config, source, input_name=args.input)
+    job = Job(config, source, input_name=args.input, input_meta=meta)
+    return _drive_and_report(job, args, count_from=args.input)
+
+
+def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | None) -> int:
     with ProgressDisplay(mode=args.progress) as display:
-        report = anyio.run(lambda: drive(job, display, count_from=args.input))
+        report = anyio.run(lambda: drive(job, display, count_from=count_from))
     print(format_summary(report), file=sys.stderr)
+    if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
+        print(f"  continue with: bulkops resume {job.config.out_dir}", file=sys.stderr)
     return report.exit_code
+
+
+def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str, Any]]:
+    path = out / JOURNAL_NAME
+    if not path.exists():
+        raise ConfigError(f"{out} holds no bulkops job (no {JOURNAL_NAME})")
+    journal = Journal(path)
+    try:
+        meta = journal.meta()
+    finally:
+        journal.close()
+    token = Secret.from_env_or_file(args.token_file)
+    config = config_from_meta(meta["config"], token=token, out_dir=out)
+    overrides: dict[str, Any] = {}
+    if args.base_url:
+        overrides["base_url"] = args.base_url
+    if args.rate_limit is not None:
+        overrides["rate_limit"] = args.rate_limit
+    if args.concurrency is not None:
+        overrides["concurrency"] = args.concurrency
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    return config, meta.get("input") or {}
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    config, inp = _load_job(args.out_dir, args)
+    path = inp.get("path")
+    if not path:
+        raise ConfigError("this job read stdin or a Python iterable; only file jobs can resume")
+    if not os.path.isfile(path):
+        raise ConfigError(f"the job's input {path} is gone; resume needs the same file")
+    if fingerprint(path) != inp.get("fingerprint"):
+        raise ConfigError(
+            f"the input {path} changed since the job started (its fingerprint differs). "
+            "resume will not mix two inputs; start a new job for the new file."
+        )
+    source = open_source(path, format=inp.get("format"))
+    job = Job(config, source, input_name=path, input_meta=inp, mode=RESUME)
+    return _drive_and_report(job, args, count_from=path)
+
+
+def _failed_records(path: Path, *, include_ambiguous: bool) -> Iterator[RawRow]:
+    """The rows of a failed.jsonl that can be sent again, with their original row numbers."""
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            record = orjson.loads(line)
+            data = record.get("input")
+            category = (record.get("error") or {}).get("category")
+            if not isinstance(data, dict):
+                continue  # unparseable input rows: nothing to resend; they stay failed
+            if category == AMBIGUOUS and not include_ambiguous:
+                continue
+            yield RawRow(int(record["row"]), lineno, data)
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    config, inp = _load_job(args.out_dir, args)
+    if args.no_preflight:
+        config = dataclasses.replace(config, preflight=False)
+    failed = args.out_dir / FAILED
+    if not failed.exists():
+        raise ConfigError(f"{failed} does not exist")
+    rows = _failed_records(failed, include_ambiguous=args.include_ambiguous)
+    job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=RETRY)
+    return _drive_and_report(job, args, count_from=None)
+
+
+async def from_rows(rows: Iterable[RawRow]) -> AsyncIterator[RawRow]:
+    for row in rows:
+        yield row
 
 
 def _cmd_fake_server(args: argparse.Namespace) -> int:
@@ -291,6 +404,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, help="result folder")
     demo.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
     demo.set_defaults(func=_cmd_demo)
+
+    for name, func, text in (
+        ("resume", _cmd_resume, "continue a stopped or killed job where it left off"),
+        ("retry", _cmd_retry, "re-run the records in a job's failed.jsonl and update its results"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("out_dir", metavar="OUT", type=Path, help="the job's result folder")
+        cmd.add_argument("--token-file")
+        cmd.add_argument("--base-url", help="override the job's base URL")
+        cmd.add_argument("--rate-limit", type=_positive_int, help="override the job's limit")
+        cmd.add_argument("--concurrency", type=int)
+        if name == "retry":
+            cmd.add_argument("--no-preflight", action="store_true")
+            cmd.add_argument(
+                "--include-ambiguous",
+                action="store_true",
+                help="also resend creates that failed AMBIGUOUS (may duplicate "
+                "records HubSpot did create)",
+            )
+        _add_display_arguments(cmd)
+        cmd.set_defaults(func=func)
 
     from .testing import add_fake_server_arguments
 

@@ -6,14 +6,23 @@ line cannot drift apart.
 
 from __future__ import annotations
 
+import enum
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from ._errors import ConfigError
 from ._models import Api, Operation
 
-__all__ = ["DEFAULT_BASE_URL", "JobConfig", "Secret", "default_out_dir"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "JobConfig",
+    "Secret",
+    "config_from_meta",
+    "config_to_meta",
+    "default_out_dir",
+]
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 
@@ -153,3 +162,33 @@ class JobConfig:
     def max_batch(self) -> int:
         # HubSpot caps reads with property history at 50 inputs (hubspot-api.md section 2).
         return min(self.batch_size, 50) if self.properties_with_history else self.batch_size
+
+
+_META_SKIP = frozenset({"token", "out_dir"})
+
+
+def config_to_meta(config: JobConfig) -> dict[str, Any]:
+    """The job's settings as JSON for the journal; the token is never written."""
+    meta: dict[str, Any] = {}
+    for f in fields(config):
+        if f.name in _META_SKIP:
+            continue
+        value = getattr(config, f.name)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        meta[f.name] = value
+    return meta
+
+
+def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> JobConfig:
+    values = dict(meta)
+    values["operation"] = Operation(values["operation"])
+    values["api"] = Api(values["api"])
+    for name in ("properties", "properties_with_history"):
+        values[name] = tuple(values.get(name) or ())
+    known = {f.name for f in fields(JobConfig)}
+    return JobConfig(
+        token=token, out_dir=out_dir, **{k: v for k, v in values.items() if k in known}
+    )

@@ -33,12 +33,13 @@ import anyio
 from ._config import JobConfig
 from ._dialect import Dialect, Fatal, Parsed, Rejected
 from ._errors import AMBIGUOUS, BATCH_REJECTED, RETRIES_EXHAUSTED, UNACCOUNTED
+from ._journal import Journal
 from ._limiter import RateLimiter
-from ._models import Batch, Item, Outcome, Phase
+from ._models import Batch, Item, Operation, Outcome, Phase
 from ._results import ResultWriter
 from ._retry import backoff_delay, parse_retry_after
 from ._scheduler import Scheduler
-from ._transport import HttpResponse, Transport, TransportFailure
+from ._transport import HttpRequest, HttpResponse, Transport, TransportFailure
 
 __all__ = ["Dispatcher", "JobStats", "StopReason"]
 
@@ -77,6 +78,7 @@ class Dispatcher:
         writer: ResultWriter,
         dialect: Dialect,
         verify_dialect: Dialect | None,
+        journal: Journal | None = None,
         isolation_share: float = 0.05,
         isolation_floor: int = 50,
         rng: random.Random | None = None,
@@ -89,6 +91,8 @@ class Dispatcher:
         self.dialect = dialect
         self.verify_dialect = verify_dialect
         self.stats = JobStats()
+        self._journal = journal
+        self._marks_sent = journal is not None and config.operation is Operation.CREATE
         self._isolation_share = isolation_share
         self._isolation_floor = isolation_floor
         self._rng = rng or random.Random()
@@ -136,6 +140,19 @@ class Dispatcher:
             stats.write_requests += 1
         for item in batch.items:
             item.attempts += 1
+        if self._marks_sent and not verify and self._journal is not None:
+            # Before the request leaves: a crash from here on must not lead to a blind resend.
+            self._journal.mark_sent(it.row for it in batch.items)
+        try:
+            await self._exchange(batch, dialect, request, sent_at)
+        finally:
+            if self._journal is not None:
+                self._journal.commit()  # once per batch: a crash loses only batches in flight
+
+    async def _exchange(
+        self, batch: Batch, dialect: Dialect, request: HttpRequest, sent_at: float
+    ) -> None:
+        stats = self.stats
         started = anyio.current_time()
         try:
             response = await self.transport.send(request)

@@ -19,30 +19,35 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
 import orjson
 
-from ._config import JobConfig
+from ._config import JobConfig, config_to_meta
 from ._dialect import Dialect, error_message
 from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
 from ._dispatcher import Dispatcher, StopReason
-from ._errors import INPUT_ERROR, PREFLIGHT, InputError
+from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
+from ._journal import JOURNAL_NAME, Journal
 from ._limiter import RateLimiter
 from ._models import Api, Operation, Outcome
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
-from ._results import ResultWriter
+from ._results import FAILED, SUCCEEDED, ResultWriter
 from ._scheduler import Scheduler
 from ._sources import RawRow, from_iterable, open_source
 from ._transport import HttpRequest, Transport, TransportFailure
 
-__all__ = ["Job", "JobReport", "Progress", "Source", "run_job"]
+__all__ = ["NEW", "RESUME", "RETRY", "Job", "JobReport", "Progress", "Source", "run_job"]
+
+NEW, RESUME, RETRY = "new", "resume", "retry"
 
 Source = (
     str
@@ -108,11 +113,30 @@ class Job:
     """A job you can watch and stop. Most callers want :func:`run_job`."""
 
     def __init__(
-        self, config: JobConfig, source: Source, *, grace: float = 30.0, input_name: str = ""
+        self,
+        config: JobConfig,
+        source: Source,
+        *,
+        grace: float = 30.0,
+        input_name: str = "",
+        input_meta: Mapping[str, Any] | None = None,
+        mode: str = NEW,
     ) -> None:
+        """``mode``: NEW starts a job (refusing an ``out_dir`` that already holds one), RESUME
+        continues the job journaled in ``out_dir`` (``source`` must be its input again), RETRY
+        re-runs the rows of ``source`` (a job's failed records) and updates the job's results.
+        ``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it."""
+        if mode not in (NEW, RESUME, RETRY):
+            raise ValueError(f"mode must be one of {NEW}, {RESUME}, {RETRY}")
+        if mode != NEW and not config.journal:
+            raise ConfigError(f"{mode} needs the journal")
         self.config = config
         self._source = source
         self._grace = grace
+        self._mode = mode
+        self._input_meta = dict(input_meta or {})
+        self._journal: Journal | None = None
+        self._skipped = 0
         self._input_name = input_name or (
             os.fspath(source) if isinstance(source, str | os.PathLike) else "<python iterable>"
         )
@@ -167,7 +191,15 @@ class Job:
         config = self.config
         self._started = time.monotonic()
         started_wall = time.time()
-        writer = self.writer = ResultWriter(config.out_dir)
+        journal = self._journal = self._open_journal()
+        writer = self.writer = ResultWriter(
+            config.out_dir,
+            journal=journal,
+            # A retry writes its own lines aside; the job's files are rebuilt from the journal.
+            files_dir=config.out_dir / ".retry" if self._mode == RETRY else None,
+            # A resumed job starts its files with every row finished before.
+            replay=journal.lines() if journal is not None and self._mode == RESUME else (),
+        )
         scheduler = self.scheduler = Scheduler(
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
@@ -186,6 +218,7 @@ class Job:
                     writer=writer,
                     dialect=_dialect(config),
                     verify_dialect=_verify_dialect(config),
+                    journal=journal,
                 )
                 if self._early_stop:
                     dispatcher.stop(*self._early_stop)
@@ -198,10 +231,72 @@ class Job:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
             writer.close()
             report = self._report(started_wall)
+            if journal is not None:
+                report = self._whole_job_report(journal, report)
+                if self._mode == RETRY:
+                    _rebuild_files(journal, config.out_dir)
+                journal.close()
             (config.out_dir / "report.json").write_bytes(
                 orjson.dumps(report.data, option=orjson.OPT_INDENT_2)
             )
         return report
+
+    def _open_journal(self) -> Journal | None:
+        config = self.config
+        if not config.journal:
+            return None
+        path = config.out_dir / JOURNAL_NAME
+        if self._mode == NEW and path.exists():
+            raise ConfigError(
+                f"{config.out_dir} already holds a job; continue it with "
+                f"`bulkops resume {config.out_dir}` or choose another --out"
+            )
+        if self._mode != NEW and not path.exists():
+            raise ConfigError(f"{config.out_dir} holds no job journal ({JOURNAL_NAME})")
+        config.out_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(path)
+        if self._mode == NEW:
+            journal.set_meta({"config": config_to_meta(config), "input": self._input_meta})
+        return journal
+
+    def _whole_job_report(self, journal: Journal, report: JobReport) -> JobReport:
+        """This run's report, with the row counts of the whole job and requests summed over
+        every run, so a resumed job reports as if it had never stopped."""
+        this_run = report.data
+        journal.add_run(this_run)
+        runs = journal.runs()
+        totals = journal.counts()
+        data = dict(this_run)
+        read = max(int(r["rows"]["read"]) for r in runs)
+        finished = totals["succeeded"] + totals["failed"]
+        data["rows"] = {
+            **this_run["rows"],
+            "read": read,
+            "succeeded": totals["succeeded"],
+            "failed": totals["failed"],
+            "unprocessed": max(0, read - finished),
+        }
+        data["written"] = {
+            "created": totals["created"],
+            "updated": totals["updated"],
+            "new_unknown": sum(int(r["written"]["new_unknown"]) for r in runs),
+        }
+        data["failed_by_category"] = totals["failed_by_category"]
+        requests = {k: v for k, v in this_run["requests"].items() if isinstance(v, int)}
+        for key in requests:
+            requests[key] = sum(int(r["requests"].get(key, 0)) for r in runs)
+        data["requests"] = {**this_run["requests"], **requests}
+        data["runs"] = len(runs)
+        data["duration_s"] = round(sum(float(r["duration_s"]) for r in runs), 3)
+        data["records_per_s"] = round(finished / data["duration_s"], 1) if finished else 0.0
+        data["this_run"] = {
+            "mode": self._mode,
+            "duration_s": this_run["duration_s"],
+            "records_per_s": this_run["records_per_s"],
+            "requests": this_run["requests"]["total"],
+            "skipped_finished_rows": self._skipped,
+        }
+        return JobReport(data)
 
     async def _pipeline(
         self,
@@ -265,9 +360,15 @@ class Job:
             validate = None
         creating = config.operation is Operation.CREATE
         rows = _as_rows(self._source)
+        journal = self._journal if self._mode == RESUME else None
+        finished = _Cursor(journal.finished_rows() if journal else None)
+        in_flight = _Cursor(journal.sent_unfinished_rows() if journal and creating else None)
         try:
             async for raw in rows:
                 self._rows_read += 1
+                if finished.has(raw.row):
+                    self._skipped += 1
+                    continue
                 if raw.data is None:
                     writer.record_unparsed(raw.row, raw.line, raw.error or "unreadable record")
                     continue
@@ -289,6 +390,17 @@ class Job:
                                 message=message,
                                 extra={"properties": fields, "codes": [e.code for e in errors]},
                             )
+                        )
+                        continue
+                if in_flight.has(raw.row):
+                    # Sent before the crash with no outcome: it may exist in HubSpot.
+                    item.ambiguous = True
+                    item.attempts = 1
+                    if config.id_property:
+                        item.verify_next = True
+                    else:
+                        writer.record(
+                            Outcome(item, False, category=AMBIGUOUS, message=_IN_FLIGHT_AMBIGUOUS)
                         )
                         continue
                 if not await scheduler.put(item):
@@ -436,6 +548,38 @@ class Job:
             "records_per_s": round(finished / elapsed, 1) if elapsed else 0.0,
         }
         return JobReport(data)
+
+
+_IN_FLIGHT_AMBIGUOUS = (
+    "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
+    "not sent again, to avoid a duplicate; run jobs with --id-property <a unique property> so "
+    "bulkops can check, or look the record up and feed this row back only if it is missing."
+)
+
+
+class _Cursor:
+    """Walks an ascending stream of row numbers alongside the input (a merge join): constant
+    memory however many rows a resumed job has finished."""
+
+    def __init__(self, rows: Iterator[int] | None) -> None:
+        self._rows = rows
+        self._next = next(rows, None) if rows is not None else None
+
+    def has(self, row: int) -> bool:
+        rows = self._rows
+        if rows is None:
+            return False
+        while self._next is not None and self._next < row:
+            self._next = next(rows, None)
+        return self._next == row
+
+
+def _rebuild_files(journal: Journal, out_dir: Path) -> None:
+    """Rewrite succeeded/failed.jsonl from the journal (after a retry changed some rows)."""
+    with (out_dir / SUCCEEDED).open("wb") as ok, (out_dir / FAILED).open("wb") as bad:
+        for succeeded, line in journal.lines():
+            (ok if succeeded else bad).write(line + b"\n")
+    shutil.rmtree(out_dir / ".retry", ignore_errors=True)
 
 
 def _iso(t: float) -> str:

@@ -72,6 +72,8 @@ class Item:
     # flag from a later attempt then no longer tells whether *this job* created the record.
     ambiguous: bool = False
     last_error: str | None = None
+    # Send a read-back before any write (a resumed create that was in flight at the crash).
+    verify_next: bool = False
 
     @property
     def trace_id(self) -> str:

@@ -8,15 +8,20 @@ the input of another job (the JSONL reader unwraps it).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import orjson
 
+from ._journal import Journal
 from ._models import Outcome
 
-__all__ = ["ResultWriter"]
+__all__ = ["FAILED", "SUCCEEDED", "ResultWriter"]
+
+SUCCEEDED = "succeeded.jsonl"
+FAILED = "failed.jsonl"
 
 _BUFFER = 1 << 20
 
@@ -25,23 +30,30 @@ class ResultWriter:
     """Appends outcome lines; counts them. Writes are buffered and synchronous: a line costs a
     microsecond or two, far less than handing it to a thread."""
 
-    def __init__(self, out_dir: Path, *, append: bool = False) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        journal: Journal | None = None,
+        files_dir: Path | None = None,
+        replay: Iterable[tuple[bool, bytes]] = (),
+    ) -> None:
+        """``replay``: lines to write first (a resumed job's finished rows, from the journal);
+        ``files_dir``: where the two files go, when not ``out_dir`` itself."""
         self.out_dir = out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
-        mode = "ab" if append else "wb"
-        self._ok: IO[bytes] = open(out_dir / "succeeded.jsonl", mode, buffering=_BUFFER)
-        self._bad: IO[bytes] = open(out_dir / "failed.jsonl", mode, buffering=_BUFFER)
+        files_dir = files_dir or out_dir
+        files_dir.mkdir(parents=True, exist_ok=True)
+        self._ok: IO[bytes] = open(files_dir / SUCCEEDED, "wb", buffering=_BUFFER)
+        self._bad: IO[bytes] = open(files_dir / FAILED, "wb", buffering=_BUFFER)
+        self._journal = journal
+        for ok, line in replay:
+            (self._ok if ok else self._bad).write(line + b"\n")
         self.succeeded = 0
         self.failed = 0
         self.created = 0
         self.updated = 0
         self.new_unknown = 0
         self.failed_by_category: Counter[str] = Counter()
-        self._listeners: list[Any] = []
-
-    def add_listener(self, listener: Any) -> None:
-        """Something that also wants every outcome line (the journal)."""
-        self._listeners.append(listener)
 
     def record(self, outcome: Outcome) -> None:
         item = outcome.item
@@ -62,6 +74,7 @@ class ResultWriter:
             data = orjson.dumps(line)
             self._ok.write(data + b"\n")
             self.succeeded += 1
+            category: str | None = None
         else:
             category = outcome.category or "ERROR"
             error: dict[str, Any] = {"category": category, "message": outcome.message or ""}
@@ -72,8 +85,8 @@ class ResultWriter:
             self._bad.write(data + b"\n")
             self.failed += 1
             self.failed_by_category[category] += 1
-        for listener in self._listeners:
-            listener(item.row, outcome.ok, data)
+        if self._journal is not None:
+            self._journal.record(item.row, outcome.ok, data, category, outcome.new)
 
     def record_unparsed(self, row: int, line: int, message: str) -> None:
         """A row the reader could not parse: there is no input to keep, only where it was."""
@@ -88,8 +101,8 @@ class ResultWriter:
         self._bad.write(data + b"\n")
         self.failed += 1
         self.failed_by_category["INPUT_ERROR"] += 1
-        for listener in self._listeners:
-            listener(row, False, data)
+        if self._journal is not None:
+            self._journal.record(row, False, data, "INPUT_ERROR", None)
 
     def flush(self) -> None:
         self._ok.flush()

@@ -80,6 +80,11 @@ class Scheduler:
         return True
 
     def _admit(self, item: Item) -> None:
+        if item.verify_next:
+            item.verify_next = False
+            heapq.heappush(self._verify, (self._clock(), next(self._seq), item))
+            self._notify()
+            return
         ready = self._ready
         if not ready:
             self._ready_since = self._clock()
