@@ -111,6 +111,8 @@ class JobConfig:
     concurrency: int | None = None  # cap on requests in flight; None = derived from latency
     batch_size: int = 100
     max_attempts: int = 6
+    backoff_base: float = 0.5  # seconds; full jitter over base * 2**attempt ...
+    backoff_cap: float = 30.0  # ... capped here
     timeout: float = 60.0
     preflight: bool = True
     out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
@@ -135,6 +137,8 @@ class JobConfig:
             raise bad("concurrency", "must be >= 1")
         if self.max_attempts < 1:
             raise bad("max_attempts", "must be >= 1")
+        if self.backoff_base < 0 or self.backoff_cap < self.backoff_base:
+            raise bad("backoff_base", "must be >= 0 and <= backoff_cap")
         if self.timeout <= 0:
             raise bad("timeout", "must be > 0")
         if self.max_outstanding < self.batch_size:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -70,12 +71,9 @@ def _latency(text: str) -> tuple[float, float]:
     return float(lo) / 1000, float(hi or lo) / 1000
 
 
-async def _demo(args: argparse.Namespace, out: Path) -> int:
+async def _demo(args: argparse.Namespace, out: Path, sample: Path, bad: int) -> int:
     from .testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 
-    out.mkdir(parents=True, exist_ok=True)
-    sample = out / "demo-tickets.csv"
-    bad = write_sample_tickets(sample, args.rows)
     limit = args.rate_limit or None
     fake_config = FakeConfig(rate_limit=limit, latency=_latency(args.latency_ms))
     print(
@@ -103,9 +101,7 @@ async def _demo(args: argparse.Namespace, out: Path) -> int:
         print(format_summary(report), file=sys.stderr)
 
         stored = {r["id"] for r in fake.records("tickets")}
-        ids = []
-        with (config.out_dir / "succeeded.jsonl").open("rb") as f:
-            ids = [orjson.loads(line)["id"] for line in f]
+        ids = await anyio.to_thread.run_sync(_succeeded_ids, config.out_dir / "succeeded.jsonl")
         missing = [i for i in ids if i not in stored]
         print(
             f"check: {len(stored):,} tickets in the fake, {len(ids):,} ids in succeeded.jsonl, "
@@ -119,6 +115,16 @@ async def _demo(args: argparse.Namespace, out: Path) -> int:
     return report.exit_code if report.exit_code != 1 else 0
 
 
+def _succeeded_ids(path: Path) -> list[str]:
+    with path.open("rb") as f:
+        return [orjson.loads(line)["id"] for line in f]
+
+
 def run_demo(args: argparse.Namespace) -> int:
     out: Path = args.out or Path("bulkops-demo")
-    return anyio.run(_demo, args, out)
+    if (out / "job").exists():
+        shutil.rmtree(out / "job")  # the demo starts afresh each time
+    out.mkdir(parents=True, exist_ok=True)
+    sample = out / "demo-tickets.csv"
+    bad = write_sample_tickets(sample, args.rows)
+    return anyio.run(_demo, args, out, sample, bad)

@@ -266,7 +266,7 @@ class Dispatcher:
             return
         self.stats.resent_batches += 1
         attempt = max(it.attempts for it in keep)
-        wait = backoff_delay(attempt, rng=self._rng) if delay is None else delay
+        wait = self.backoff(attempt) if delay is None else delay
         if split_batch is not None and len(keep) == len(split_batch.items):
             self.scheduler.retry_batch(split_batch, delay=wait)
         else:
@@ -318,7 +318,7 @@ class Dispatcher:
         retry_after: float | None = None,
     ) -> None:
         attempt = max(it.attempts for it in batch.items)
-        delay = backoff_delay(attempt, minimum=minimum, retry_after=retry_after, rng=self._rng)
+        delay = self.backoff(attempt, minimum=minimum, retry_after=retry_after)
         if batch.phase is Phase.VERIFY:
             self._resend(batch.items, reason, phase=Phase.VERIFY, delay=delay)
         elif maybe_sent:
@@ -406,6 +406,15 @@ class Dispatcher:
                 f"{verdict.message}); the record at fault was not isolated ({why}). Fix the data "
                 "and feed failed.jsonl back in.",
             )
+
+    def backoff(
+        self, attempt: int, *, minimum: float = 0.0, retry_after: float | None = None
+    ) -> float:
+        c = self.config
+        return backoff_delay(
+            attempt, base=c.backoff_base, cap=c.backoff_cap, minimum=minimum,
+            retry_after=retry_after, rng=self._rng,
+        )
 
     def _may_isolate(self) -> bool:
         # HubSpot asks integrations to keep errors under 5% of requests; bisection spends

@@ -428,7 +428,7 @@ class Job:
                 if failure.kind == "connect":
                     dispatcher.stop(StopReason.UNREACHABLE, str(failure))
                     return None
-                await anyio.sleep(min(2.0**attempt, 10))
+                await anyio.sleep(dispatcher.backoff(attempt))
                 continue
             dispatcher.stats.by_status[response.status] += 1
             self.limiter.observe(response.headers, sent_at)
@@ -471,7 +471,7 @@ class Job:
                     )
                 )
                 continue
-            await anyio.sleep(min(2.0**attempt, 10))
+            await anyio.sleep(dispatcher.backoff(attempt))
         # The schema could not be had; the job can still run, HubSpot validates on its side.
         return None
 

@@ -1,0 +1,42 @@
+"""The accounting invariant, checked after every end-to-end job: every input row is in exactly
+one of succeeded.jsonl and failed.jsonl, and the report agrees with the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        return [orjson.loads(line) for line in f if line.strip()]
+
+
+def assert_accounted(out_dir: Path, rows: int) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Returns (succeeded by row, failed by row) after checking the invariant."""
+    ok = read_jsonl(out_dir / "succeeded.jsonl")
+    bad = read_jsonl(out_dir / "failed.jsonl")
+    ok_rows = [r["row"] for r in ok]
+    bad_rows = [r["row"] for r in bad]
+    assert len(ok_rows) == len(set(ok_rows)), "a row is in succeeded.jsonl twice"
+    assert len(bad_rows) == len(set(bad_rows)), "a row is in failed.jsonl twice"
+    both = set(ok_rows) & set(bad_rows)
+    assert not both, f"rows in both files: {sorted(both)[:10]}"
+    seen = set(ok_rows) | set(bad_rows)
+    expected = set(range(1, rows + 1))
+    assert seen == expected, (
+        f"missing rows {sorted(expected - seen)[:10]}, unexpected {sorted(seen - expected)[:10]}"
+    )
+    report = orjson.loads((out_dir / "report.json").read_bytes())
+    assert report["rows"]["succeeded"] == len(ok)
+    assert report["rows"]["failed"] == len(bad)
+    assert report["rows"]["unprocessed"] == 0
+    for line in ok:
+        assert line.get("id"), f"row {line['row']} succeeded without an id"
+    for line in bad:
+        assert line["error"]["category"] and line["error"]["message"]
+    return {r["row"]: r for r in ok}, {r["row"]: r for r in bad}
