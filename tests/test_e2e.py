@@ -77,7 +77,7 @@ async def test_update_by_id_reports_missing_records(fake, tmp_path):
     rows = [{"id": i, "content": f"updated {i}"} for i in ids]
     rows += [{"id": "999999999", "content": "x"}, {"id": "888888888", "content": "y"}]
     report = await run_job(config(fake, tmp_path, Operation.UPDATE), rows)
-    ok, bad = assert_accounted(tmp_path, 152)
+    _ok, bad = assert_accounted(tmp_path, 152)
     assert {b["error"]["category"] for b in bad.values()} == {"OBJECT_NOT_FOUND"}
     assert sorted(bad) == [151, 152]
     assert all(fake.record("tickets", i)["properties"]["content"] == f"updated {i}" for i in ids)
@@ -156,7 +156,7 @@ async def test_other_object_types(tmp_path, object_type):
             rows = [{"name": f"n{n}", "code": f"C{n}"} for n in range(1, 61)]
             cfg = config(fake, tmp_path, Operation.CREATE, object_type="2-123", id_property="code")
         await run_job(cfg, rows)
-        ok, bad = assert_accounted(tmp_path, 60)
+        _ok, bad = assert_accounted(tmp_path, 60)
         assert not bad
         assert len(fake.records(object_type)) == 60
 

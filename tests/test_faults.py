@@ -138,7 +138,7 @@ async def test_idempotent_operations_under_faults(tmp_path, op):
         elif op is Operation.ARCHIVE:
             assert fake.records("tickets") == []
         else:
-            for row, line in ok.items():
+            for line in ok.values():
                 assert fake.record("tickets", line["id"])["properties"]["hs_ticket_priority"] == (
                     "HIGH"
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import anyio
@@ -38,7 +39,7 @@ async def test_spaces_requests_evenly_from_the_first_one() -> None:
     clock = FakeTime()
     limiter = RateLimiter(10, 1.0, margin=0.0, clock=clock, sleep=clock.sleep)
     sent = [await limiter.wait_turn() for _ in range(30)]
-    gaps = [b - a for a, b in zip(sent, sent[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(abs(g - 0.1) < 1e-9 for g in gaps)
     assert max_in_window(sent, 1.0) == 10
 

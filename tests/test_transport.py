@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 from aioresponses import aioresponses
@@ -38,7 +36,7 @@ async def test_sends_bearer_token_json_and_reads_the_answer() -> None:
     ("exc", "kind", "maybe_sent"),
     [
         (aiohttp.ClientConnectorError(None, OSError(111, "Connection refused")), "connect", False),
-        (asyncio.TimeoutError(), "timeout", True),
+        (TimeoutError(), "timeout", True),
         (aiohttp.ServerDisconnectedError(), "reset", True),
         (aiohttp.ClientPayloadError("cut"), "reset", True),
     ],
