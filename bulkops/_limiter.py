@@ -74,6 +74,7 @@ class RateLimiter:
         self._next_at = -math.inf  # earliest time the next request may go (even spacing)
         self._paused_until = -math.inf
         self._others = 0.0
+        self._seen_ceiling = 0  # Max header last seen, even while unlimited
         self.sent = 0
         self.throttled: Counter[str] = Counter()
         self.daily_remaining: int | None = None
@@ -122,13 +123,14 @@ class RateLimiter:
         daily_max = headers.get("X-HubSpot-RateLimit-Daily")
         if daily_max is not None and daily_max.isdigit():
             self.daily_limit = int(daily_max)
-        if not self._adaptive or self._unlimited:
-            return
         max_h = headers.get("X-HubSpot-RateLimit-Max")
         rem_h = headers.get("X-HubSpot-RateLimit-Remaining")
         if max_h is None or not max_h.isdigit():
             return
         ceiling = int(max_h)
+        self._seen_ceiling = ceiling
+        if not self._adaptive or self._unlimited:
+            return
         interval_h = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if interval_h is not None and interval_h.isdigit() and int(interval_h) > 0:
             self._interval = int(interval_h) / 1000
@@ -159,6 +161,11 @@ class RateLimiter:
         """A 429: pause every sender and slow down. Returns the pause in seconds."""
         self.throttled[policy] += 1
         now = self._clock()
+        if self._unlimited and self._adaptive and self._seen_ceiling:
+            # Told "no limit" but the server has one: pace by what its headers said from now on.
+            self._unlimited = False
+            self._ceiling = self._seen_ceiling
+            self._limit = float(self._seen_ceiling)
         if policy == "SECONDLY":
             pause = retry_after if retry_after is not None else 1.0
         else:
@@ -166,7 +173,8 @@ class RateLimiter:
                 self._limit = max(1.0, self._limit * _DECREASE)
             # Room in the window appears as the oldest requests in it expire; one spacing period
             # of the slowed rate, and at least half a second, gives the window time to drain.
-            pause = retry_after if retry_after is not None else max(0.5, self.window / self._limit)
+            spacing = self.window / self._limit if self._limit else 0.0
+            pause = retry_after if retry_after is not None else max(0.5, spacing)
         self._paused_until = max(self._paused_until, now + pause)
         return pause
 

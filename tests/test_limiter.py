@@ -141,3 +141,14 @@ async def test_aiolimiter_bursts_past_a_rolling_window_where_ours_does_not() -> 
         tg.start_soon(run, "bulkops", ours.wait_turn)
     assert max_in_window(results["aiolimiter"], 1.0) > 15
     assert max_in_window(results["bulkops"], 1.0) <= 10
+
+
+async def test_unlimited_learns_the_servers_limit_from_a_429() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(0, 1.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    at = await limiter.wait_turn()
+    limiter.observe({"X-HubSpot-RateLimit-Max": "10", "X-HubSpot-RateLimit-Remaining": "0"}, at)
+    limiter.on_rate_limited("TEN_SECONDLY_ROLLING", None)
+    sent = [await limiter.wait_turn() for _ in range(30)]
+    assert max_in_window(sent, 1.0) <= 10
+    assert limiter.rate_per_second is not None
