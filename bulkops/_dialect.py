@@ -23,7 +23,9 @@ __all__ = [
     "Parsed",
     "Rejected",
     "error_message",
+    "field_errors",
     "match_by_content",
+    "suspects",
 ]
 
 
@@ -45,6 +47,9 @@ class Rejected:
     category: str
     message: str
     isolatable: bool
+    # (property, code, message) for each invalid value the answer names: lets the dispatcher
+    # set suspects apart instead of bisecting blindly.
+    fields: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,46 @@ def error_message(body: Any, response: HttpResponse, limit: int = 500) -> str:
             return message[:limit]
     text = response.body[:200].decode("utf-8", "replace").strip()
     return f"HTTP {response.status}" + (f": {text}" if text else "")
+
+
+def field_errors(body: Any) -> tuple[tuple[str, str, str], ...]:
+    """(property, code, message) of each invalid value in an error body, v1 or v3 shaped."""
+    if not isinstance(body, Mapping):
+        return ()
+    details = body.get("validationResults") or body.get("errors")
+    out: list[tuple[str, str, str]] = []
+    if isinstance(details, list):
+        for d in details:
+            if not isinstance(d, Mapping):
+                continue
+            name = d.get("name") or _first(d.get("context"), "propertyName")
+            if name:
+                code = str(d.get("error") or d.get("code") or "")
+                out.append((str(name), code, str(d.get("message") or "")))
+    return tuple(out)
+
+
+def _names_value(message: str, value: str) -> bool:
+    # HubSpot puts the offending value first ("9 was not one of the allowed options: [...]")
+    # or quotes it; a bare substring test would match "1" inside "[1, 2, 3, 4]".
+    return bool(value) and (
+        message.startswith(value + " ") or f'"{value}"' in message or f"'{value}'" in message
+    )
+
+
+def suspects(items: Sequence[Item], fields: Sequence[tuple[str, str, str]]) -> list[Item]:
+    """The items a whole-batch validation error most likely points at."""
+    found: dict[int, Item] = {}
+    for name, code, message in fields:
+        if code == "REQUIRED_PROPERTY" or "required" in message.lower():
+            hits = [it for it in items if not it.properties.get(name)]
+        else:
+            hits = [it for it in items if _names_value(message, it.properties.get(name, ""))]
+            if not hits and code in ("PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"):
+                hits = [it for it in items if name in it.properties]
+        for it in hits:
+            found[it.row] = it
+    return list(found.values())
 
 
 def _first(context: Any, key: str) -> str | None:

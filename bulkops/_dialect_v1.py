@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._dialect import Fatal, Parsed, Rejected, error_message, match_by_content
+from ._dialect import Fatal, Parsed, Rejected, error_message, field_errors, match_by_content
 from ._models import Item, Operation, Outcome
 from ._transport import HttpRequest, HttpResponse
 
@@ -125,5 +125,10 @@ class V1Dialect:
         if response.status == 404 and not category:
             return Fatal(f"HubSpot answered 404 for {self.path}: {message}. Check --base-url.")
         if response.status in (400, 404, 409, 413, 422):
-            return Rejected(category or "VALIDATION_ERROR", message, isolatable=True)
+            return Rejected(
+                category or "VALIDATION_ERROR",
+                message,
+                isolatable=True,
+                fields=field_errors(body),
+            )
         return Fatal(f"HubSpot answered {response.status} for {self.path}: {message}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._dialect import Fatal, Parsed, Rejected, error_message, match_by_content
+from ._dialect import Fatal, Parsed, Rejected, error_message, field_errors, match_by_content
 from ._models import Item, Operation, Outcome
 from ._transport import HttpRequest, HttpResponse
 
@@ -217,6 +217,7 @@ class V3Dialect:
                 category or ("CONFLICT" if status == 409 else "VALIDATION_ERROR"),
                 message,
                 isolatable=True,
+                fields=field_errors(body),
             )
         return Fatal(f"HubSpot answered {status} for {self.path}: {message}")
 

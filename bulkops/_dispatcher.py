@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 
 from ._config import JobConfig
-from ._dialect import Dialect, Fatal, Parsed, Rejected
+from ._dialect import Dialect, Fatal, Parsed, Rejected, suspects
 from ._errors import AMBIGUOUS, BATCH_REJECTED, RETRIES_EXHAUSTED, UNACCOUNTED
 from ._journal import Journal
 from ._limiter import RateLimiter
@@ -386,16 +386,22 @@ class Dispatcher:
             self._fail(items[0], verdict.category, verdict.message)
             return
         if verdict.isolatable and self._may_isolate():
-            # Split and resend the halves until the record(s) at fault stand alone; the others
-            # are written on the way. Costs about 2*log2(n) requests per bad record.
             self.stats.splits += 1
-            mid = len(items) // 2
-            for half in (items[:mid], items[mid:]):
-                for item in half:
-                    item.attempts -= 1  # isolation is not the record's failed attempt
-                self.scheduler.retry_batch(
-                    Batch(half, batch.phase, batch.split_depth + 1), delay=0.0
-                )
+            for item in items:
+                item.attempts -= 1  # isolation is not the record's failed attempt
+            suspected = suspects(items, verdict.fields)
+            if suspected and len(suspected) < len(items):
+                # The error names a property and value: send the records that carry it alone
+                # and the rest together. One request per bad record instead of 2*log2(n).
+                rows = {it.row for it in suspected}
+                groups = [[it] for it in suspected] + [[it for it in items if it.row not in rows]]
+            else:
+                # Nothing to go by: split in halves until the bad records stand alone; the
+                # others are written on the way. About 2*log2(n) requests per bad record.
+                mid = len(items) // 2
+                groups = [items[:mid], items[mid:]]
+            for group in groups:
+                self.scheduler.retry_batch(Batch(group, batch.phase, batch.split_depth + 1))
             return
         why = "isolation budget spent" if verdict.isolatable else "the error names no single record"
         for item in items:
@@ -412,8 +418,12 @@ class Dispatcher:
     ) -> float:
         c = self.config
         return backoff_delay(
-            attempt, base=c.backoff_base, cap=c.backoff_cap, minimum=minimum,
-            retry_after=retry_after, rng=self._rng,
+            attempt,
+            base=c.backoff_base,
+            cap=c.backoff_cap,
+            minimum=minimum,
+            retry_after=retry_after,
+            rng=self._rng,
         )
 
     def _may_isolate(self) -> bool:

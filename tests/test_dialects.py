@@ -232,3 +232,51 @@ def test_v1_whole_batch_errors_are_isolatable(status: int) -> None:
     verdict = V1Dialect(Operation.UPDATE).parse_rejection(items(2, ids=True), resp(status, body))
     assert isinstance(verdict, Rejected) and verdict.isolatable
     assert "hs_pipeline_stage" in verdict.message
+
+
+def test_suspects_from_a_named_value_a_missing_required_field_or_a_bad_property() -> None:
+    from bulkops._dialect import suspects
+
+    its = items(6)
+    its[2].properties["hs_pipeline_stage"] = "9"
+    its[4].properties["bogus"] = "x"
+    del its[5].properties["subject"]
+    named = [
+        ("hs_pipeline_stage", "INVALID_OPTION", "9 was not one of the allowed options: [1, 9x]")
+    ]
+    assert [it.row for it in suspects(its, named)] == [3]
+    unknown = [("bogus", "PROPERTY_DOESNT_EXIST", 'Property "bogus" does not exist')]
+    assert [it.row for it in suspects(its, unknown)] == [5]
+    required = [("subject", "REQUIRED_PROPERTY", "subject is required")]
+    assert [it.row for it in suspects(its, required)] == [6]
+    # A value that only appears inside the list of allowed options is not a suspect.
+    vague = [("hs_pipeline", "INVALID_OPTION", "x was not one of the allowed options: [0]")]
+    assert suspects(its, vague) == []
+
+
+async def test_missing_required_field_is_isolated_in_two_requests(tmp_path) -> None:
+    """v1 rejects the batch naming the required property; the record lacking it is sent alone
+    and the other 99 together."""
+    from bulkops import JobConfig, Secret, run_job
+    from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
+
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        rows = [
+            {"subject": f"s{n}", "hs_pipeline": "0", "hs_pipeline_stage": "1"}
+            for n in range(1, 101)
+        ]
+        del rows[36]["subject"]
+        rows[36]["content"] = "x"
+        cfg = JobConfig(
+            operation=Operation.CREATE,
+            api=__import__("bulkops").Api.V1,
+            token=Secret(DEFAULT_FAKE_TOKEN),
+            base_url=fake.url,
+            out_dir=tmp_path,
+            rate_limit=0,
+            preflight=False,
+        )
+        report = await run_job(cfg, rows)
+        assert report.data["rows"]["failed"] == 1
+        assert len(fake.records("tickets")) == 99
+        assert report.data["requests"]["isolation"] == 2
