@@ -1,0 +1,24 @@
+"""Test support for bulkops: an in-process fake of HubSpot's CRM batch APIs.
+
+Start it on the running event loop (``async with FakeHubSpot(FakeConfig(...)) as fake:``) and
+point a client at ``fake.url``; ``bulkops fake-server`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+from bulkops.testing._fake_cli import add_fake_server_arguments, run_fake_server_from_args
+from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats
+from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_schema import PropertyDef
+from bulkops.testing._fake_server import FakeHubSpot
+
+__all__ = [
+    "DEFAULT_FAKE_TOKEN",
+    "FakeConfig",
+    "FakeHubSpot",
+    "FakeStats",
+    "FaultPlan",
+    "PropertyDef",
+    "add_fake_server_arguments",
+    "run_fake_server_from_args",
+]

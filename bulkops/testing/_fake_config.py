@@ -1,0 +1,72 @@
+"""Configuration and statistics of the fake HubSpot."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_schema import PropertyDef
+
+DEFAULT_FAKE_TOKEN = "fake-hubspot-token"
+
+
+@dataclass(kw_only=True)
+class FakeConfig:
+    tokens: frozenset[str] = frozenset({DEFAULT_FAKE_TOKEN})
+    # Requests per rolling window per token; None = unlimited (and no window headers).
+    rate_limit: int | None = 190
+    interval_ms: int = 10_000
+    # Optional per-second limit -> 429 SECONDLY.
+    secondly_limit: int | None = None
+    # Per token per "day" (the process lifetime); None = unlimited (and no daily headers).
+    daily_limit: int | None = 1_000_000
+    daily_used: int = 0
+    # Uniform random delay in seconds, applied after processing, before answering.
+    latency: tuple[float, float] = (0.0, 0.0)
+    shuffle_results: bool = True
+    # Put objectWriteTraceId on result objects (the model has the field; unverified live).
+    echo_trace_ids: bool = True
+    read_all_missing_404: bool = True
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    # Extra or overriding object types, e.g. {"2-123": [PropertyDef(...), ...]}.
+    schemas: dict[str, list[PropertyDef]] | None = None
+    seed: int = 0  # shuffling / latency RNG
+    # Send Retry-After (whole seconds until the window has room) on rolling/secondly 429s.
+    # Off by default: HubSpot does not document it for CRM 429s.
+    retry_after_on_429: bool = False
+    portal_id: int = 62515
+    app_id: int = 2_000_001
+
+    def __post_init__(self) -> None:
+        lo, hi = self.latency
+        if lo < 0 or hi < lo:
+            raise ValueError(f"latency must be (lo, hi) with 0 <= lo <= hi, got {self.latency}")
+        if self.interval_ms <= 0:
+            raise ValueError("interval_ms must be > 0")
+        if not self.tokens:
+            raise ValueError("at least one token is needed")
+
+
+@dataclass
+class FakeStats:
+    requests: int = 0  # every HTTP request, whatever its outcome
+    by_status: Counter[int] = field(default_factory=Counter)  # dropped connections: status 0
+    by_endpoint: Counter[str] = field(default_factory=Counter)  # e.g. "v3 tickets create"
+    rate_limited: Counter[str] = field(default_factory=Counter)  # by policyName
+    faults: Counter[str] = field(default_factory=Counter)  # by fault kind
+    records_created: Counter[str] = field(default_factory=Counter)  # by object type name
+    # token -> monotonic times of our counted (non-429, authenticated) HTTP requests
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
+    # (object type name, unique prop, value) for every record created with that value set
+    creates_by_unique: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.by_status.clear()
+        self.by_endpoint.clear()
+        self.rate_limited.clear()
+        self.faults.clear()
+        self.records_created.clear()
+        self.arrivals.clear()
+        self.creates_by_unique.clear()

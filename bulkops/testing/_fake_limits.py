@@ -1,0 +1,129 @@
+"""Rate limits of the fake HubSpot: rolling window, optional per-second limit, daily counter,
+and simulated load from another integration sharing the same token."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+TEN_SECONDLY = "TEN_SECONDLY_ROLLING"
+SECONDLY = "SECONDLY"
+DAILY = "DAILY"
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Outcome of one arrival: refused (policy set) or counted, plus header values."""
+
+    policy: str | None  # None = counted; else the 429 policyName
+    window_remaining: int | None  # None when no rolling limit
+    secondly_remaining: int | None
+    daily_remaining: int | None
+    retry_after_s: int | None  # seconds until the refusing window has room
+
+
+class TokenLimiter:
+    """Limits of one token. The window deque holds every counted arrival, external load
+    included; a request is refused when the window already holds ``limit`` arrivals."""
+
+    def __init__(
+        self,
+        limit: int | None,
+        interval_s: float,
+        secondly: int | None,
+        daily: int | None,
+        daily_used: int,
+    ) -> None:
+        self.limit = limit
+        self.interval_s = interval_s
+        self.secondly = secondly
+        self.daily = daily
+        self.daily_used = daily_used
+        self.window: deque[float] = deque()
+        self.second: deque[float] = deque()
+
+    def _prune(self, now: float) -> None:
+        w = self.window
+        cutoff = now - self.interval_s
+        while w and w[0] <= cutoff:
+            w.popleft()
+        s = self.second
+        cutoff = now - 1.0
+        while s and s[0] <= cutoff:
+            s.popleft()
+
+    def _room_after(self, dq: deque[float], limit: int, span: float, now: float) -> int:
+        # The window has room once the arrival that keeps it full ages out.
+        if limit <= 0 or not dq:
+            return max(1, math.ceil(span))
+        oldest_blocking = dq[len(dq) - limit]
+        return max(1, math.ceil(oldest_blocking + span - now))
+
+    def remaining(self) -> tuple[int | None, int | None, int | None]:
+        return (
+            None if self.limit is None else max(0, self.limit - len(self.window)),
+            None if self.secondly is None else max(0, self.secondly - len(self.second)),
+            None if self.daily is None else max(0, self.daily - self.daily_used),
+        )
+
+    def arrive(self, now: float) -> Verdict:
+        self._prune(now)
+        policy: str | None = None
+        retry: int | None = None
+        if self.daily is not None and self.daily_used >= self.daily:
+            policy = DAILY
+        elif self.limit is not None and len(self.window) >= self.limit:
+            policy = TEN_SECONDLY
+            retry = self._room_after(self.window, self.limit, self.interval_s, now)
+        elif self.secondly is not None and len(self.second) >= self.secondly:
+            policy = SECONDLY
+            retry = self._room_after(self.second, self.secondly, 1.0, now)
+        else:
+            self.window.append(now)
+            if self.secondly is not None:
+                self.second.append(now)
+            self.daily_used += 1
+        w, s, d = self.remaining()
+        return Verdict(policy, w, s, d, retry)
+
+    def count_external(self, now: float) -> bool:
+        """One request of the other integration; False when HubSpot would have refused it."""
+        self._prune(now)
+        if self.limit is not None and len(self.window) >= self.limit:
+            return False
+        if self.daily is not None and self.daily_used >= self.daily:
+            return False
+        self.window.append(now)
+        if self.secondly is not None:
+            self.second.append(now)
+        self.daily_used += 1
+        return True
+
+
+async def external_load(limiter: TokenLimiter, per_interval: int) -> None:
+    """Take ``per_interval`` slots per interval, evenly spaced, like a steady second integration
+    on the same private app. Scheduled against absolute times so it does not drift."""
+    step = limiter.interval_s / per_interval
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    k = 0
+    while True:
+        limiter.count_external(time.monotonic())
+        k += 1
+        delay = start + k * step - loop.time()
+        await asyncio.sleep(max(0.0, delay))
+
+
+def max_in_window(arrivals: list[float], window_s: float) -> int:
+    """Largest number of ``arrivals`` (sorted times) inside any half-open window of
+    ``window_s`` seconds (the same (now - interval, now] rule the limiter uses)."""
+    best = 0
+    lo = 0
+    for hi, t in enumerate(arrivals):
+        while arrivals[lo] <= t - window_s:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
