@@ -147,6 +147,12 @@ class Dispatcher:
             await self._exchange(batch, dialect, request, sent_at)
         finally:
             if self._journal is not None:
+                if self._marks_sent and not verify:
+                    # Rows HubSpot certainly did not write (429, 423, refused...) are no longer
+                    # in flight; only finished or ambiguous ones keep their mark.
+                    self._journal.unmark_sent(
+                        it.row for it in batch.items if not it.done and not it.ambiguous
+                    )
                 self._journal.commit()  # once per batch: a crash loses only batches in flight
 
     async def _exchange(
@@ -202,6 +208,7 @@ class Dispatcher:
 
     # -- outcomes ----------------------------------------------------------------------------
     def _finish(self, outcome: Outcome) -> None:
+        outcome.item.done = True
         self.writer.record(outcome)
         self.scheduler.finish(outcome.item)
 

@@ -70,10 +70,13 @@ class Journal:
             self._flush()
             self._db.executemany("INSERT OR IGNORE INTO sent(row) VALUES (?)", ((r,) for r in rows))
 
+    def unmark_sent(self, rows: Iterable[int]) -> None:
+        """HubSpot answered that it did not act on these rows (429, 423, ...): not in flight."""
+        self._db.executemany("DELETE FROM sent WHERE row = ?", ((r,) for r in rows))
+
     def commit(self) -> None:
-        if self._pending:
-            with self._db:
-                self._flush()
+        with self._db:
+            self._flush()
 
     def _flush(self) -> None:
         if self._pending:

@@ -74,6 +74,7 @@ class Item:
     last_error: str | None = None
     # Send a read-back before any write (a resumed create that was in flight at the crash).
     verify_next: bool = False
+    done: bool = False  # has its final outcome
 
     @property
     def trace_id(self) -> str:

@@ -1,0 +1,63 @@
+"""Pacing against the fake's rolling window: never over the limit, close to the ceiling, and
+yielding to another integration that shares the window."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkops import JobConfig, Operation, Secret, run_job
+from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
+
+from .accounting import assert_accounted
+
+LIMIT, INTERVAL_MS = 40, 2000  # 20 requests/s
+ROWS, BATCH = 1000, 10  # 100 write requests
+
+
+def rows() -> list[dict[str, str]]:
+    return [
+        {"subject": f"s{n}", "hs_pipeline": "0", "hs_pipeline_stage": "1", "external_id": f"p{n}"}
+        for n in range(1, ROWS + 1)
+    ]
+
+
+def job_config(fake: FakeHubSpot, out) -> JobConfig:
+    # rate_limit is left at its default (100 per 10 s): the limit must be learned from headers.
+    return JobConfig(
+        operation=Operation.CREATE,
+        token=Secret(DEFAULT_FAKE_TOKEN),
+        base_url=fake.url,
+        out_dir=out,
+        batch_size=BATCH,
+        id_property="external_id",
+    )
+
+
+async def test_never_exceeds_the_window_and_runs_near_the_ceiling(tmp_path):
+    fake_config = FakeConfig(rate_limit=LIMIT, interval_ms=INTERVAL_MS, latency=(0.02, 0.06))
+    async with FakeHubSpot(fake_config) as fake:
+        report = await run_job(job_config(fake, tmp_path), rows())
+        assert_accounted(tmp_path, ROWS)
+        assert fake.max_requests_in_window() <= LIMIT
+        assert fake.stats.by_status.get(429, 0) == 0
+        rl = report.data["rate_limit"]
+        assert rl["learned_ceiling"] == LIMIT and rl["interval_s"] == pytest.approx(2.0)
+        # The first request runs at the configured 100/10 s until the headers teach the limit,
+        # and the window carries a 1.5% jitter margin: 90% over a 5 s job is the floor.
+        assert rl["requests_per_s"] >= 0.9 * LIMIT / 2.0, rl
+
+
+async def test_yields_to_another_integration_on_the_same_window(tmp_path):
+    others = 12  # 30% of the window
+    fake_config = FakeConfig(rate_limit=LIMIT, interval_ms=INTERVAL_MS, latency=(0.02, 0.06))
+    async with FakeHubSpot(fake_config) as fake:
+        fake.add_external_load(others)
+        report = await run_job(job_config(fake, tmp_path), rows())
+        fake.stop_external_load()
+        assert_accounted(tmp_path, ROWS)
+        requests = report.data["requests"]["total"]
+        throttled = sum(report.data["rate_limit"]["429_by_policy"].values())
+        assert throttled <= 0.02 * requests + 1, report.data["rate_limit"]
+        left = (LIMIT - others) / 2.0
+        assert report.data["rate_limit"]["requests_per_s"] >= 0.85 * left, report.data
+        assert report.data["rate_limit"]["others_estimate"] > 0
