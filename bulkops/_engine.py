@@ -485,6 +485,8 @@ class Job:
         finished = writer.succeeded + writer.failed
         interval = ls.window
         requests = stats.requests if stats else 0
+        # 429s are not counted in HubSpot's window; what counts against the ceiling is the rest.
+        accepted = requests - sum(ls.throttled.values())
         ceiling_rps = ls.ceiling / interval if ls.ceiling else None
         data: dict[str, Any] = {
             "status": "stopped" if stop_reason else "complete",
@@ -539,9 +541,9 @@ class Job:
                 "429_by_policy": dict(ls.throttled),
                 "daily_limit": ls.daily_limit,
                 "daily_remaining": ls.daily_remaining,
-                "requests_per_s": round(requests / elapsed, 2) if elapsed else 0.0,
+                "requests_per_s": round(accepted / elapsed, 2) if elapsed else 0.0,
                 "share_of_ceiling": (
-                    round(requests / elapsed / ceiling_rps, 4) if elapsed and ceiling_rps else None
+                    round(accepted / elapsed / ceiling_rps, 4) if elapsed and ceiling_rps else None
                 ),
             },
             "duration_s": round(elapsed, 3),

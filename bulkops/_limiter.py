@@ -75,6 +75,7 @@ class RateLimiter:
         self._paused_until = -math.inf
         self._others = 0.0
         self._seen_ceiling = 0  # Max header last seen, even while unlimited
+        self._last_decrease = -math.inf
         self.sent = 0
         self.throttled: Counter[str] = Counter()
         self.daily_remaining: int | None = None
@@ -100,8 +101,15 @@ class RateLimiter:
     async def wait_turn(self) -> float:
         """Wait until a request may be sent; counts it as sent and returns the send time."""
         if self._unlimited:
+            now = self._clock()
+            # Logged even now: if the server turns out to have a limit, what we sent is ours,
+            # not another integration's.
+            log = self._log
+            log.append(now)
+            while log[0] <= now - self.window:
+                log.popleft()
             self.sent += 1
-            return self._clock()
+            return now
         while True:
             now = self._clock()
             t = self._earliest(now)
@@ -131,11 +139,13 @@ class RateLimiter:
             return
         ceiling = int(max_h)
         self._seen_ceiling = ceiling
-        if not self._adaptive or self._unlimited:
+        if not self._adaptive:
             return
         interval_h = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if interval_h is not None and interval_h.isdigit() and int(interval_h) > 0:
             self._interval = int(interval_h) / 1000
+        if self._unlimited:
+            return
         if ceiling != self._ceiling:
             self._ceiling = ceiling
             self._limit = min(self._limit, ceiling) if self._limit else float(ceiling)
@@ -171,8 +181,11 @@ class RateLimiter:
         if policy == "SECONDLY":
             pause = retry_after if retry_after is not None else 1.0
         else:
-            if not self._unlimited:
+            if not self._unlimited and now - self._last_decrease >= self.window:
+                # One cut per window: the other 429s of the same burst were sent before the
+                # first cut could take effect, and cutting for each would collapse the rate.
                 self._limit = max(1.0, self._limit * _DECREASE)
+                self._last_decrease = now
             # Room in the window appears as the oldest requests in it expire; one spacing period
             # of the slowed rate, and at least half a second, gives the window time to drain.
             spacing = self.window / self._limit if self._limit else 0.0
