@@ -19,7 +19,7 @@ from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 
 async def rows_from_somewhere(n: int) -> AsyncIterator[dict[str, Any]]:
     for i in range(1, n + 1):
-        await anyio.sleep(0)  # stands in for a database cursor
+        await anyio.sleep(0.0001)  # stands in for a database cursor
         yield {
             "subject": f"Order {i} arrived damaged",
             "hs_pipeline": "0",

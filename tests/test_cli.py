@@ -229,7 +229,7 @@ async def test_sigint_stops_gracefully_and_resume_finishes(tmp_path):
             env=env(),
         )
         with anyio.fail_after(30):  # wait for some progress, however slow the machine is
-            while len(fake.records("tickets")) < 300:
+            while len(fake.records("tickets")) < 300:  # noqa: ASYNC110 - polling another process
                 await anyio.sleep(0.05)
         if proc.returncode is not None and proc.stderr:
             pytest.fail((await proc.stderr.receive()).decode())
