@@ -122,9 +122,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rate-limit",
         type=_positive_int,
-        default=100,
-        help="requests per 10 s (default 100; learned from HubSpot's headers "
-        "when they say otherwise; 0 = unlimited)",
+        default=None,
+        help="never more than N requests per window (default: learn the account's limit "
+        "from HubSpot's headers, starting at 100 per 10 s; 0 = no limit)",
     )
     p.add_argument(
         "--no-adaptive",

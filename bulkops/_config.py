@@ -101,8 +101,10 @@ class JobConfig:
     properties_with_history: tuple[str, ...] = ()  # read: limits batches to 50 inputs
     archived: bool = False  # read: read archived records
     empty_clears: bool = False  # an empty CSV cell clears the value instead of leaving it alone
-    # Requests per rolling window. 0 lifts the limit (benchmarks against the fake).
-    rate_limit: int = 100
+    # Requests per rolling window. None: start at HubSpot's lowest tier (100 per 10 s) and learn
+    # the account's limit from the response headers. N: never more than N, even if HubSpot
+    # allows more. 0: no limit at all (benchmarks against the fake).
+    rate_limit: int | None = None
     interval: float = 10.0
     # Learn the limit from X-HubSpot-RateLimit-* headers and yield to other integrations.
     adaptive: bool = True
@@ -127,7 +129,7 @@ class JobConfig:
             raise bad("object_type", f"{self.object_type!r} is not an object type")
         if not self.base_url.startswith(("http://", "https://")):
             raise bad("base_url", f"{self.base_url!r} must start with http:// or https://")
-        if self.rate_limit < 0:
+        if self.rate_limit is not None and self.rate_limit < 0:
             raise bad("rate_limit", "must be >= 0 (0 = unlimited)")
         if self.interval <= 0:
             raise bad("interval", "must be > 0")

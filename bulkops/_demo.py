@@ -88,7 +88,7 @@ async def _demo(args: argparse.Namespace, out: Path, sample: Path, bad: int) -> 
             object_type="tickets",
             base_url=fake.url,
             id_property="external_id",
-            rate_limit=args.rate_limit,
+            rate_limit=None if args.rate_limit else 0,  # learn the fake's limit from headers
             out_dir=out / "job",
         )
         from ._sources import open_source

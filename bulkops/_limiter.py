@@ -37,6 +37,7 @@ __all__ = ["LimiterStats", "RateLimiter"]
 _DECREASE = 0.7  # multiplicative decrease on a rolling-window 429
 _INCREASE = 0.25  # additive increase per clean response (about +1 request/window per 4 responses)
 _SHARE_RESERVE = 0.02  # head-room kept below the learned ceiling when others share the window
+_DEFAULT_START = 100  # HubSpot's lowest tier: 100 requests per 10 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class LimiterStats:
 class RateLimiter:
     def __init__(
         self,
-        limit: int,
+        limit: int | None,
         interval: float = 10.0,
         *,
         margin: float = 0.15,
@@ -62,9 +63,12 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
+        # None: start at HubSpot's lowest tier and learn; N > 0: learn, but never above N.
         self._unlimited = limit == 0
-        self._ceiling = limit
-        self._limit = float(limit)
+        self._user_cap = float(limit) if limit else math.inf
+        start = limit if limit is not None else _DEFAULT_START
+        self._ceiling = start
+        self._limit = float(start)
         self._interval = interval
         self._margin = margin
         self._adaptive = adaptive
@@ -148,7 +152,8 @@ class RateLimiter:
             return
         if ceiling != self._ceiling:
             self._ceiling = ceiling
-            self._limit = min(self._limit, ceiling) if self._limit else float(ceiling)
+            # Take a higher limit at once (the user need not know their tier); a lower one too.
+            self._limit = min(float(ceiling), self._user_cap)
         if rem_h is not None and rem_h.lstrip("-").isdigit():
             used = ceiling - int(rem_h)
             others = max(0.0, used - self.in_window(sent_at))
@@ -165,9 +170,9 @@ class RateLimiter:
     def cap(self) -> float:
         """The most we allow ourselves: the ceiling less what others use and a little reserve."""
         if self._others < 0.5:
-            return float(self._ceiling)
+            return min(float(self._ceiling), self._user_cap)
         reserve = max(1.0, self._ceiling * _SHARE_RESERVE)
-        return max(1.0, self._ceiling - self._others - reserve)
+        return min(max(1.0, self._ceiling - self._others - reserve), self._user_cap)
 
     def on_rate_limited(self, policy: str, retry_after: float | None) -> float:
         """A 429: pause every sender and slow down. Returns the pause in seconds."""

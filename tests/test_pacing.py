@@ -61,3 +61,20 @@ async def test_yields_to_another_integration_on_the_same_window(tmp_path):
         left = (LIMIT - others) / 2.0
         assert report.data["rate_limit"]["requests_per_s"] >= 0.85 * left, report.data
         assert report.data["rate_limit"]["others_estimate"] > 0
+
+
+async def test_an_explicit_rate_limit_is_never_exceeded_even_if_hubspot_allows_more(tmp_path):
+    # HubSpot would allow 190 per second; the user asked for at most 20.
+    async with FakeHubSpot(FakeConfig(rate_limit=190, interval_ms=1000)) as fake:
+        cfg = JobConfig(
+            operation=Operation.CREATE,
+            token=Secret(DEFAULT_FAKE_TOKEN),
+            base_url=fake.url,
+            out_dir=tmp_path,
+            batch_size=10,
+            rate_limit=20,
+        )
+        report = await run_job(cfg, rows()[:600])
+        assert_accounted(tmp_path, 600)
+        assert fake.max_requests_in_window(1.0) <= 20
+        assert report.data["rate_limit"]["requests_per_s"] >= 0.85 * 20
