@@ -10,6 +10,7 @@ HubSpot returns them unordered.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -118,9 +119,17 @@ def _names_value(message: str, value: str) -> bool:
     )
 
 
-def suspects(items: Sequence[Item], fields: Sequence[tuple[str, str, str]]) -> list[Item]:
-    """The items a whole-batch validation error most likely points at."""
+def suspects(
+    items: Sequence[Item], fields: Sequence[tuple[str, str, str]], message: str = ""
+) -> list[Item]:
+    """The items a whole-batch error most likely points at: by the value it names, a missing
+    required field, a property that cannot be written, or a record id in its message."""
     found: dict[int, Item] = {}
+    if message:
+        tokens = set(re.findall(r"\d+", message))
+        for it in items:
+            if it.record_id is not None and it.record_id in tokens:
+                found[it.row] = it
     for name, code, message in fields:
         if code == "REQUIRED_PROPERTY" or "required" in message.lower():
             hits = [it for it in items if not it.properties.get(name)]

@@ -396,7 +396,7 @@ class Dispatcher:
             self.stats.splits += 1
             for item in items:
                 item.attempts -= 1  # isolation is not the record's failed attempt
-            suspected = suspects(items, verdict.fields)
+            suspected = suspects(items, verdict.fields, verdict.message)
             if suspected and len(suspected) < len(items):
                 # The error names a property and value: send the records that carry it alone
                 # and the rest together. One request per bad record instead of 2*log2(n).

@@ -81,7 +81,9 @@ class ProgressDisplay:
             parts.append(f"ETA {_duration((total - done) / rate)}")
         parts.append(f"ok {p.succeeded:,} failed {p.failed:,}")
         parts.append(f"{p.requests:,} req")
-        parts.append(f"429s {sum(p.throttled.values())}")
+        throttled = sum(p.throttled.values())
+        by_policy = ", ".join(f"{k.lower()} {v}" for k, v in sorted(p.throttled.items()))
+        parts.append(f"429s {throttled}" + (f" ({by_policy})" if throttled else ""))
         if p.ceiling:
             limit = f"limit {p.limit:g}/{p.ceiling}"
             if p.others >= 0.5:

@@ -201,7 +201,8 @@ async def test_sigkill_at_random_points_then_resume(tmp_path):
         assert report["this_run"]["skipped_finished_rows"] > 0  # earlier runs' work was kept
 
 
-async def test_sigint_stops_gracefully_and_resume_finishes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_signal_stops_gracefully_and_resume_finishes(tmp_path, sig):
     rows = 3000
     src = tmp_path / "in.csv"
     write_csv(src, rows)
@@ -233,7 +234,7 @@ async def test_sigint_stops_gracefully_and_resume_finishes(tmp_path):
                 await anyio.sleep(0.05)
         if proc.returncode is not None and proc.stderr:
             pytest.fail((await proc.stderr.receive()).decode())
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         with anyio.fail_after(20):
             code = await proc.wait()
         stderr = await proc.stderr.receive() if proc.stderr else b""

@@ -253,3 +253,41 @@ async def test_unreachable_url_stops_at_once(tmp_path):
     report = await run_job(cfg, [ticket(1)])
     assert report.stop_reason == "unreachable" and report.exit_code == 2
     assert report.data["requests"]["total"] == 1
+
+
+async def test_writes_to_one_key_never_share_a_batch_and_keep_input_order(fake, tmp_path):
+    # Every key appears three times, with its versions spread through the input.
+    rows = [ticket(n % 100, content=f"v{n}") for n in range(1, 301)]
+    report = await run_job(
+        config(fake, tmp_path, Operation.UPSERT, id_property="external_id"), rows
+    )
+    _, bad = assert_accounted(tmp_path, 300)
+    assert not bad
+    assert report.data["requests"]["by_status"].get("400", 0) == 0  # no duplicate-id rejection
+    for key in range(100):
+        last = max(n for n in range(1, 301) if n % 100 == key)
+        (stored,) = [
+            r for r in fake.records("tickets") if r["properties"]["external_id"] == f"ext-{key}"
+        ]
+        assert stored["properties"]["content"] == f"v{last}"  # the last write won
+
+
+async def test_v1_update_with_poison_rows_and_a_missing_ticket(fake, tmp_path):
+    ids = fake.seed_records("tickets", [ticket(n) for n in range(1, 1001)])
+    rows = [{"id": i, "hs_pipeline_stage": "2"} for i in ids]
+    rows[99]["hs_pipeline_stage"] = "77"
+    rows[500]["hs_ticket_priority"] = "NOPE"
+    rows[900]["id"] = "123456789"  # no such ticket
+    report = await run_job(
+        config(fake, tmp_path, Operation.UPDATE, api=Api.V1, preflight=False), rows
+    )
+    ok, bad = assert_accounted(tmp_path, 1000)
+    assert sorted(bad) == [100, 501, 901]
+    assert "hs_pipeline_stage" in bad[100]["error"]["message"]
+    assert bad[901]["error"]["category"] == "OBJECT_NOT_FOUND"
+    assert all(
+        fake.record("tickets", line["id"])["properties"]["hs_pipeline_stage"] == "2"
+        for line in ok.values()
+    )
+    # Each bad record named by value or id is sent alone: 2 requests per rejected batch.
+    assert report.data["requests"]["isolation"] <= 6
