@@ -26,6 +26,7 @@ __all__ = [
     "error_message",
     "field_errors",
     "match_by_content",
+    "read_error",
     "suspects",
 ]
 
@@ -92,6 +93,13 @@ def error_message(body: Any, response: HttpResponse, limit: int = 500) -> str:
             return message[:limit]
     text = response.body[:200].decode("utf-8", "replace").strip()
     return f"HTTP {response.status}" + (f": {text}" if text else "")
+
+
+def read_error(response: HttpResponse) -> tuple[Any, str, str]:
+    """An error answer's parsed body, one-line message and category ("" when none)."""
+    body = response.json()
+    category = str(body.get("category") or "") if isinstance(body, Mapping) else ""
+    return body, error_message(body, response), category
 
 
 def field_errors(body: Any) -> tuple[tuple[str, str, str], ...]:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._dialect import Fatal, Parsed, Rejected, error_message, field_errors, match_by_content
+from ._dialect import (
+    Fatal,
+    Parsed,
+    Rejected,
+    error_message,
+    field_errors,
+    match_by_content,
+    read_error,
+)
 from ._models import Item, Operation, Outcome
 from ._transport import HttpRequest, HttpResponse
 
@@ -119,9 +127,7 @@ class V1Dialect:
     def parse_rejection(
         self, items: Sequence[Item], response: HttpResponse
     ) -> Parsed | Rejected | Fatal:
-        body = response.json()
-        message = error_message(body, response)
-        category = str(body.get("category") or "") if isinstance(body, Mapping) else ""
+        body, message, category = read_error(response)
         if response.status == 404 and not category:
             return Fatal(f"HubSpot answered 404 for {self.path}: {message}. Check --base-url.")
         if response.status in (400, 404, 409, 413, 422):

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._dialect import Fatal, Parsed, Rejected, error_message, field_errors, match_by_content
+from ._dialect import (
+    Fatal,
+    Parsed,
+    Rejected,
+    error_message,
+    field_errors,
+    match_by_content,
+    read_error,
+)
 from ._models import Item, Operation, Outcome
 from ._transport import HttpRequest, HttpResponse
 
@@ -198,9 +206,7 @@ class V3Dialect:
     def parse_rejection(
         self, items: Sequence[Item], response: HttpResponse
     ) -> Parsed | Rejected | Fatal:
-        body = response.json()
-        message = error_message(body, response)
-        category = str(body.get("category") or "") if isinstance(body, Mapping) else ""
+        body, message, category = read_error(response)
         status = response.status
         if status == 404 and self.operation is Operation.READ and category == "OBJECT_NOT_FOUND":
             # HubSpot answers a read in which *no* id exists with a whole-request 404.
