@@ -16,6 +16,7 @@ just not a power cut; that is the trade that keeps per-batch commits cheap.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -45,10 +46,23 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._pending: list[tuple[int, int, str | None, int | None, bytes]] = []
+        self._unsent: list[tuple[int]] = []
 
     # -- job description ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # Explicit: in autocommit mode every INSERT of an executemany would be a transaction
+        # of its own, a hundred commits per batch instead of one.
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def set_meta(self, values: Mapping[str, Any]) -> None:
-        with self._db:
+        with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                 [(k, orjson.dumps(v)) for k, v in values.items()],
@@ -66,19 +80,24 @@ class Journal:
 
     def mark_sent(self, rows: Iterable[int]) -> None:
         """Commit at once that these create rows are about to be sent."""
-        with self._db:
+        with self._transaction():
             self._flush()
             self._db.executemany("INSERT OR IGNORE INTO sent(row) VALUES (?)", ((r,) for r in rows))
 
     def unmark_sent(self, rows: Iterable[int]) -> None:
-        """HubSpot answered that it did not act on these rows (429, 423, ...): not in flight."""
-        self._db.executemany("DELETE FROM sent WHERE row = ?", ((r,) for r in rows))
+        """HubSpot answered that it did not act on these rows (429, 423, ...): not in flight.
+        Applied at the next :meth:`commit`."""
+        self._unsent.extend((r,) for r in rows)
 
     def commit(self) -> None:
-        with self._db:
-            self._flush()
+        if self._pending or self._unsent:
+            with self._transaction():
+                self._flush()
 
     def _flush(self) -> None:
+        if self._unsent:
+            self._db.executemany("DELETE FROM sent WHERE row = ?", self._unsent)
+            self._unsent.clear()
         if self._pending:
             self._db.executemany(
                 "INSERT OR REPLACE INTO outcomes(row, ok, category, new, line) VALUES (?,?,?,?,?)",
@@ -132,7 +151,7 @@ class Journal:
         }
 
     def add_run(self, report: Mapping[str, Any]) -> None:
-        with self._db:
+        with self._transaction():
             self._db.execute("INSERT INTO runs(report) VALUES (?)", (orjson.dumps(report),))
 
     def runs(self) -> list[dict[str, Any]]:
