@@ -257,7 +257,9 @@ async def _drive(
 
         async def show() -> None:
             if count_from:
-                display.expected_rows = await anyio.to_thread.run_sync(_count_rows, count_from)
+                display.expected_rows = await anyio.to_thread.run_sync(
+                    _count_rows, count_from, abandon_on_cancel=True
+                )
             while True:
                 display(job.progress())
                 await anyio.sleep(0.25)
