@@ -106,15 +106,21 @@ class Normalizer:
         else:
             source = raw
         keep_empty = self.empty_clears
+        flat = source is raw
         for name, value in source.items():
-            if source is raw and (name == "id" or name.startswith("assoc:")):
-                if name != "id" and value:
-                    associations = (associations or []) + _association_column(name, str(value))
+            # The common case first: a string value (every CSV cell is one).
+            if type(value) is str:
+                if not value and not keep_empty:
+                    continue
+            else:
+                value = _to_text(name, value)
+                if value is None or (not value and not keep_empty):
+                    continue
+            if flat and (name == "id" or name[:6] == "assoc:"):
+                if name != "id":
+                    associations = (associations or []) + _association_column(name, value)
                 continue
-            text = _to_text(name, value)
-            if text is None or (not text and not keep_empty):
-                continue
-            properties[name] = text
+            properties[name] = value
         return self._finish(row, raw, properties, associations)
 
     def _finish(

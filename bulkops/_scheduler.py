@@ -59,12 +59,15 @@ class Scheduler:
         self.stop_reason: str | None = None
         self._changed = anyio.Event()
         self._space = anyio.Event()
+        self._intake_waiting = False
+        self._low_water = max(0, max_outstanding - batch_size)
         self._over = anyio.Event()
 
     # -- intake ------------------------------------------------------------------------------
     async def put(self, item: Item) -> bool:
         """Admit one record; waits while the engine is full. False once the job is stopping."""
         while self.outstanding >= self.max_outstanding and self.stop_reason is None:
+            self._intake_waiting = True
             space = self._space
             await space.wait()
         if self.stop_reason is not None:
@@ -121,7 +124,9 @@ class Scheduler:
                 self._admit(nxt)  # the key stays busy, now held by nxt
             else:
                 self._busy.discard(key)
-        if self.outstanding < self.max_outstanding:
+        # Wake a waiting intake once a batch's worth of room is free, not for every slot.
+        if self._intake_waiting and self.outstanding <= self._low_water:
+            self._intake_waiting = False
             self._space.set()
             self._space = anyio.Event()
         if self.outstanding == 0 and self.intake_closed:
