@@ -153,7 +153,8 @@ class Dispatcher:
                     self._journal.unmark_sent(
                         it.row for it in batch.items if not it.done and not it.ambiguous
                     )
-                self._journal.commit()  # once per batch: a crash loses only batches in flight
+                # Outcomes are committed by the engine's group commit (every 20 ms, or with the
+                # next batch's sent marks, whichever is first), not here one batch at a time.
 
     async def _exchange(
         self, batch: Batch, dialect: Dialect, request: HttpRequest, sent_at: float

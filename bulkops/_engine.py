@@ -48,6 +48,7 @@ from ._transport import HttpRequest, Transport, TransportFailure
 __all__ = ["NEW", "RESUME", "RETRY", "Job", "JobReport", "Progress", "Source", "run_job"]
 
 NEW, RESUME, RETRY = "new", "resume", "retry"
+_GROUP_COMMIT_S = 0.02
 
 Source = (
     str
@@ -310,6 +311,8 @@ class Job:
             tg.start_soon(self._intake, scheduler, writer, schema)
             tg.start_soon(self._workers, tg, dispatcher, scheduler)
             tg.start_soon(self._watch_stop, tg, scheduler)
+            if self._journal is not None:
+                tg.start_soon(self._group_commit, self._journal, scheduler)
 
     async def _workers(
         self, tg: anyio.abc.TaskGroup, dispatcher: Dispatcher, scheduler: Scheduler
@@ -324,6 +327,16 @@ class Job:
                 running += 1
             with anyio.move_on_after(0.25):
                 await scheduler.wait_over()
+
+    async def _group_commit(self, journal: Journal, scheduler: Scheduler) -> None:
+        """Commit finished outcomes every 20 ms. At HubSpot's pace that is every batch; in a
+        fast job it folds many batches into one transaction (or into the next batch's sent
+        marks). A crash loses at most the batches in flight and 20 ms of finished ones, which
+        a resume redoes safely: creates among them are marked sent and get read back."""
+        while not scheduler.over:
+            with anyio.move_on_after(_GROUP_COMMIT_S):
+                await scheduler.wait_over()
+            journal.commit()
 
     async def _worker(self, dispatcher: Dispatcher, scheduler: Scheduler) -> None:
         self._active += 1

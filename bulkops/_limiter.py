@@ -9,8 +9,8 @@ the limit through one rolling window and earns 429s. This limiter instead
 * keeps a log of its own send times and never lets more than ``limit`` of them fall inside any
   ``window``: a hard guarantee that holds while the limit changes under it.
 
-``window`` is the server's interval plus a small margin: a request is counted when it *arrives*,
-and network jitter can bring two requests sent exactly one interval apart closer together.
+``window`` is the server's interval plus a small margin (0.1 s): a request is counted when it
+*arrives*, and network jitter can bring two requests sent one interval apart closer together.
 
 It also learns. Every response carries ``X-HubSpot-RateLimit-Max`` / ``-Remaining`` /
 ``-Interval-Milliseconds``: the limit is taken from there (the user need not know their tier), and
@@ -58,7 +58,7 @@ class RateLimiter:
         limit: int | None,
         interval: float = 10.0,
         *,
-        margin: float = 0.15,
+        margin: float = 0.1,
         adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -87,20 +87,28 @@ class RateLimiter:
 
     @property
     def window(self) -> float:
-        # The margin is for network jitter, which does not shrink with the window: 0.15 s on
-        # HubSpot's 10 s (98.5% of the ceiling), proportionally less on the short windows tests use.
-        return self._interval + min(self._margin, 0.015 * self._interval)
+        # The margin is for network jitter, which does not shrink with the window: 0.1 s on
+        # HubSpot's 10 s (99% of the ceiling), proportionally less on the short windows tests use.
+        return self._interval + min(self._margin, 0.01 * self._interval)
 
     def _earliest(self, now: float) -> float:
         t = max(now, self._next_at, self._paused_until)
         limit = max(1, int(self._limit))
         log = self._log
-        while log and log[0] <= now - self.window:
-            log.popleft()
+        self._prune(now)
         if len(log) >= limit:
             # The (limit)-th most recent send must leave the window before another may go.
             t = max(t, log[-limit] + self.window)
         return t
+
+    def _prune(self, now: float) -> None:
+        # Kept for two intervals, not one window: ``in_window`` looks back from a send time
+        # up to a latency ago, and a log trimmed too soon would count our own requests as
+        # another integration's.
+        log = self._log
+        horizon = now - 2 * self._interval - 1.0
+        while log and log[0] <= horizon:
+            log.popleft()
 
     async def wait_turn(self) -> float:
         """Wait until a request may be sent; counts it as sent and returns the send time."""
@@ -108,10 +116,8 @@ class RateLimiter:
             now = self._clock()
             # Logged even now: if the server turns out to have a limit, what we sent is ours,
             # not another integration's.
-            log = self._log
-            log.append(now)
-            while log[0] <= now - self.window:
-                log.popleft()
+            self._log.append(now)
+            self._prune(now)
             self.sent += 1
             return now
         while True:
@@ -119,7 +125,12 @@ class RateLimiter:
             t = self._earliest(now)
             if t <= now:
                 self._log.append(now)
-                self._next_at = now + self.window / max(self._limit, 1.0)
+                spacing = self.window / max(self._limit, 1.0)
+                # GCRA: the schedule advances from where it should be, not from when this
+                # request actually went, so a little lateness on each send does not add up
+                # (up to a quarter spacing; after a longer stall it restarts from now).
+                on_time = now - self._next_at <= spacing / 4
+                self._next_at = (self._next_at if on_time else now) + spacing
                 self.sent += 1
                 return now
             await self._sleep(t - now)

@@ -1,0 +1,209 @@
+"""Shared helpers of the bulkops benchmarks: the ticket file, fake server processes, child
+processes that print one JSON line, peak RSS, and plain-text tables.
+
+Not a benchmark itself; ``bench_throughput.py`` and ``bench_ceiling.py`` import it (Python puts
+the script's folder on ``sys.path``, so ``import _common`` works when they are run as files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+FAKE_TOKEN = "fake-hubspot-token"  # bulkops.testing.DEFAULT_FAKE_TOKEN
+URL_PREFIX = "FAKE_HUBSPOT_URL="
+STATS_PREFIX = "FAKE_HUBSPOT_STATS="
+RESULT_PREFIX = "BENCH_RESULT="
+FAKE_START_TIMEOUT_S = 30.0
+FAKE_STOP_TIMEOUT_S = 15.0
+TICKET_COLUMNS = (
+    "subject",
+    "content",
+    "hs_pipeline",
+    "hs_pipeline_stage",
+    "hs_ticket_priority",
+    "external_id",
+)
+PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024
+
+
+def write_tickets_csv(path: Path, rows: int, *, prefix: str = "bench") -> None:
+    """``rows`` valid tickets with a unique external_id each (deterministic; not timed)."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(TICKET_COLUMNS)
+        w.writerows(
+            (
+                f"Ticket {n}: printer {n % 997} jammed",
+                f"Reported by customer {n % 10_007} via the benchmark",
+                "0",
+                str(n % 4 + 1),
+                PRIORITIES[n % 4],
+                f"{prefix}-{n:09d}",
+            )
+            for n in range(1, rows + 1)
+        )
+
+
+def read_tickets_csv(path: Path, limit: int) -> list[dict[str, str]]:
+    """At most ``limit`` rows of a ticket file as property dicts."""
+    with path.open(newline="", encoding="utf-8") as f:
+        out: list[dict[str, str]] = []
+        for row in csv.DictReader(f):
+            if len(out) >= limit:
+                break
+            out.append(dict(row))
+        return out
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def python_cmd(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    # No proxy may see the fake's traffic; everything is on 127.0.0.1.
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
+    """One stdout line within ``timeout`` seconds, or None (process died or timed out)."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        if not sel.select(timeout):
+            return None
+        line = proc.stdout.readline()
+        return line or None
+    finally:
+        sel.close()
+
+
+def start_fake(cmd: Sequence[str]) -> tuple[subprocess.Popen[str], str]:
+    """Start a fake HubSpot process and return it with the URL from its first stdout line."""
+    proc = subprocess.Popen(
+        list(cmd),
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        start_new_session=True,  # a Ctrl-C at the terminal is ours to pass on, not its
+    )
+    line = _read_line(proc, FAKE_START_TIMEOUT_S)
+    if line is None or not line.startswith(URL_PREFIX):
+        stop_process(proc)
+        raise RuntimeError(f"fake server did not start ({cmd!r}): first line {line!r}")
+    return proc, line.strip().removeprefix(URL_PREFIX)
+
+
+def stop_process(proc: subprocess.Popen[str]) -> str:
+    """SIGINT, then SIGKILL after a grace period. Returns what is left on its stdout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=FAKE_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""
+
+
+def stats_from_output(out: str) -> dict[str, Any] | None:
+    """The JSON a benchmark's own fake process prints after it stops (``STATS_PREFIX``)."""
+    for line in out.splitlines():
+        if line.startswith(STATS_PREFIX):
+            parsed: dict[str, Any] = json.loads(line.removeprefix(STATS_PREFIX))
+            return parsed
+    return None
+
+
+@contextlib.contextmanager
+def fake_process(cmd: Sequence[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc, url = start_fake(cmd)
+    try:
+        yield proc, url
+    finally:
+        stop_process(proc)
+
+
+def run_child(cmd: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run a measuring child; return the JSON of its ``RESULT_PREFIX`` line. Its stderr goes to
+    ours. Killed after ``timeout`` seconds."""
+    try:
+        done = subprocess.run(
+            list(cmd),
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            cwd=REPO_ROOT,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"child ran longer than {timeout:.0f}s and was killed") from None
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            parsed: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
+            return parsed
+    raise RuntimeError(f"child exited {done.returncode} without a result line: {done.stdout!r}")
+
+
+def emit_result(result: dict[str, Any]) -> None:
+    """The one line a measuring child prints for its parent."""
+    print(RESULT_PREFIX + json.dumps(result, sort_keys=True), flush=True)
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+
+    def fmt(values: Sequence[str]) -> str:
+        parts = [v.ljust(widths[0]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(values)]
+        return " | ".join(parts)
+
+    lines = [fmt(headers), "-+-".join("-" * w for w in widths)]
+    lines += [fmt(c) for c in cells]
+    return "\n".join(lines)
+
+
+def machine_line() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    py = sys.version.split()[0]
+    return f"machine: {os.cpu_count()} cores, {model}, Python {py}"
