@@ -3,7 +3,7 @@
 It records (outcomes group-committed by the engine every 20 ms, sent marks at once):
 
 * ``outcomes``: every finished row, with the exact line written to ``succeeded.jsonl`` or
-  ``failed.jsonl``. A crash loses at most the batches in flight.
+  ``failed.jsonl``. A crash loses at most the batches in flight and 20 ms of finished ones.
 * ``sent``: create rows handed to HubSpot, committed *before* the request goes out. A create row
   that was sent but has no outcome may exist in HubSpot; on resume it is read back by its unique
   property instead of being created again (or reported AMBIGUOUS when there is none).
@@ -11,7 +11,7 @@ It records (outcomes group-committed by the engine every 20 ms, sent marks at on
   token) and ``runs``: each run's report, so the final report covers the whole job.
 
 ``synchronous=NORMAL`` in WAL mode: a commit survives a killed process (the data is in the OS),
-just not a power cut; that is the trade that keeps per-batch commits cheap.
+just not a power cut; that is the trade that keeps frequent commits cheap.
 """
 
 from __future__ import annotations
