@@ -98,6 +98,7 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._answered = False  # any HTTP answer yet? Before one, "cannot connect" is fatal.
         self._daily_cap: int | None = config.daily_budget
+        self._share_set = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def worker(self) -> None:
@@ -112,8 +113,17 @@ class Dispatcher:
             self.stats.stop_message = message
         self.scheduler.stop(reason)
 
-    def set_daily_cap(self, cap: int) -> None:
-        self._daily_cap = cap if self._daily_cap is None else min(self._daily_cap, cap)
+    def observe(self, response: HttpResponse, sent_at: float) -> None:
+        """Learn from a response's headers; the first that tells the daily quota left sets
+        this job's share of it (``daily_share``)."""
+        self.limiter.observe(response.headers, sent_at)
+        share = self.config.daily_share
+        if share is not None and not self._share_set and self.limiter.daily_remaining is not None:
+            self._share_set = True
+            # What was left before this job's first request.
+            left = self.limiter.daily_remaining + self.limiter.sent
+            cap = max(1, math.floor(share * left))
+            self._daily_cap = cap if self._daily_cap is None else min(self._daily_cap, cap)
 
     # -- one request -------------------------------------------------------------------------
     async def _send(self, batch: Batch) -> None:
@@ -176,7 +186,7 @@ class Dispatcher:
             elapsed if not stats.latency_ewma else (0.9 * stats.latency_ewma + 0.1 * elapsed)
         )
         stats.by_status[response.status] += 1
-        self.limiter.observe(response.headers, sent_at)
+        self.observe(response, sent_at)
         self._settle(batch, dialect, response)
 
     def _settle(self, batch: Batch, dialect: Dialect, response: HttpResponse) -> None:

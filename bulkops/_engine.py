@@ -17,7 +17,6 @@ every finished result and the report.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -444,12 +443,8 @@ class Job:
                 await anyio.sleep(dispatcher.backoff(attempt))
                 continue
             dispatcher.stats.by_status[response.status] += 1
-            self.limiter.observe(response.headers, sent_at)
+            dispatcher.observe(response, sent_at)
             status = response.status
-            if config.daily_share is not None and self.limiter.daily_remaining is not None:
-                dispatcher.set_daily_cap(
-                    max(1, math.floor(config.daily_share * self.limiter.daily_remaining))
-                )
             if status == 200:
                 body = response.json()
                 schema = PropertySchema.from_hubspot(

@@ -291,3 +291,26 @@ async def test_v1_update_with_poison_rows_and_a_missing_ticket(fake, tmp_path):
     )
     # Each bad record named by value or id is sent alone: 2 requests per rejected batch.
     assert report.data["requests"]["isolation"] <= 6
+
+
+@pytest.mark.parametrize("preflight", [True, False])
+@pytest.mark.parametrize(("budget", "share"), [(4, None), (None, 0.5)])
+async def test_daily_budget_leaves_quota_to_others(tmp_path, budget, share, preflight):
+    # The account has 10 requests left today; the job may use 4 of them, or half.
+    async with FakeHubSpot(FakeConfig(rate_limit=None, daily_limit=1000, daily_used=990)) as fake:
+        cfg = config(
+            fake,
+            tmp_path,
+            Operation.CREATE,
+            daily_budget=budget,
+            daily_share=share,
+            concurrency=1,
+            preflight=preflight,
+        )
+        report = await run_job(cfg, [ticket(n) for n in range(1, 2001)])
+        assert report.stop_reason == "daily_budget" and report.exit_code == 3
+        used = 4 if budget else 5  # 50% of the 10 left at start
+        assert report.data["requests"]["total"] == used
+        writes = used - 1 if preflight else used  # the schema request counts too
+        assert report.data["rows"]["succeeded"] == writes * 100
+        assert fake.stats.rate_limited.get("DAILY", 0) == 0  # stopped before HubSpot had to
