@@ -116,7 +116,7 @@ class Dispatcher:
     def observe(self, response: HttpResponse, sent_at: float) -> None:
         """Learn from a response's headers; the first that tells the daily quota left sets
         this job's share of it (``daily_share``)."""
-        self.limiter.observe(response.headers, sent_at)
+        self.limiter.observe(response.headers, sent_at, anyio.current_time())
         share = self.config.daily_share
         if share is not None and not self._share_set and self.limiter.daily_remaining is not None:
             self._share_set = True

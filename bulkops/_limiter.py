@@ -135,13 +135,17 @@ class RateLimiter:
                 return now
             await self._sleep(t - now)
 
-    def in_window(self, at: float) -> int:
-        """How many of our requests were sent in the window ending at ``at``."""
-        start = at - self._interval
-        return sum(1 for t in self._log if start < t <= at)
+    def in_window(self, at: float, until: float | None = None) -> int:
+        """How many of our requests were sent in the window ending at ``at`` (or, with
+        ``until``, from ``at - interval`` to ``until``)."""
+        start, end = at - self._interval, at if until is None else until
+        return sum(1 for t in self._log if start < t <= end)
 
-    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
-        """Learn from a response's rate-limit headers (any status)."""
+    def observe(
+        self, headers: Mapping[str, str], sent_at: float, received_at: float | None = None
+    ) -> None:
+        """Learn from a response's rate-limit headers (any status). ``received_at``: when the
+        answer came; requests of ours sent after ``sent_at`` may have arrived first."""
         daily = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
         if daily is not None and daily.isdigit():
             self.daily_remaining = int(daily)
@@ -167,7 +171,12 @@ class RateLimiter:
             self._limit = min(float(ceiling), self._user_cap)
         if rem_h is not None and rem_h.lstrip("-").isdigit():
             used = ceiling - int(rem_h)
-            others = max(0.0, used - self.in_window(sent_at))
+            # The server counted this request on arrival, somewhere between sending and the
+            # answer; with latency jitter, later requests of ours may have overtaken it. Count
+            # all of ours up to the answer, so jitter never looks like another integration.
+            others = max(0.0, used - self.in_window(sent_at, received_at))
+            if others < max(1.0, _SHARE_RESERVE * ceiling):
+                others = 0.0  # below the reserve we keep anyway: noise, not a neighbour
             # Rise fast, fall slowly: another integration's burst is respected at once and
             # forgotten only after several clean readings.
             self._others = others if others > self._others else self._others * 0.9 + others * 0.1
