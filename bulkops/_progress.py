@@ -12,8 +12,10 @@ import time
 from collections import deque
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
 from rich.text import Text
 
 from ._engine import JobReport, Progress
@@ -67,6 +69,11 @@ class ProgressDisplay:
             self._live.__exit__(None, None, None)
 
     def line(self, p: Progress) -> str:
+        progress, health = self.parts(p)
+        return " | ".join(progress + health)
+
+    def parts(self, p: Progress) -> tuple[list[str], list[str]]:
+        """(progress: rows, %, rate, ETA; health: outcomes, requests, 429s, limits)."""
         done = p.succeeded + p.failed
         self._samples.append((time.monotonic(), done))
         rate = _rate(self._samples)
@@ -79,29 +86,34 @@ class ProgressDisplay:
         parts.append(f"{rate:,.0f} rec/s")
         if total and rate > 0 and done < total:
             parts.append(f"ETA {_duration((total - done) / rate)}")
-        parts.append(f"ok {p.succeeded:,} failed {p.failed:,}")
-        parts.append(f"{p.requests:,} req")
+        rest = [f"ok {p.succeeded:,} failed {p.failed:,}"]
+        rest.append(f"{p.requests:,} req")
         throttled = sum(p.throttled.values())
         by_policy = ", ".join(f"{k.lower()} {v}" for k, v in sorted(p.throttled.items()))
-        parts.append(f"429s {throttled}" + (f" ({by_policy})" if throttled else ""))
+        rest.append(f"429s {throttled}" + (f" ({by_policy})" if throttled else ""))
         if p.ceiling:
             limit = f"limit {p.limit:g}/{p.ceiling}"
             if p.others >= 0.5:
                 limit += f" (others ~{p.others:.0f})"
-            parts.append(limit)
+            rest.append(limit)
         if p.daily_remaining is not None:
-            parts.append(f"daily left {p.daily_remaining:,}")
+            rest.append(f"daily left {p.daily_remaining:,}")
         if p.stopping:
-            parts.append(f"STOPPING: {p.stopping}")
-        return " | ".join(parts)
+            rest.append(f"STOPPING: {p.stopping}")
+        return parts, rest
 
     def __call__(self, p: Progress) -> None:
-        text = self.line(p)
         if self.mode == "none":
             return
+        progress, health = self.parts(p)
         if self._live is not None:
-            self._live.update(Text(text))
+            done, total = p.succeeded + p.failed, self.expected_rows
+            bar = ProgressBar(total=float(total) if total else None, completed=done, width=40)
+            top = Table.grid(padding=(0, 1))
+            top.add_row(bar, Text(" | ".join(progress)))
+            self._live.update(Group(top, Text(" | ".join(health), style="dim")))
             return
+        text = " | ".join(progress + health)
         now = time.monotonic()
         if now - self._last_log >= self._log_every:
             self._last_log = now
