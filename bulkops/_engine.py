@@ -39,6 +39,7 @@ from ._limiter import RateLimiter
 from ._models import Api, Operation, Outcome
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
+from ._report import JobReport, run_report, whole_job_report
 from ._results import FAILED, SUCCEEDED, ResultWriter
 from ._scheduler import Scheduler
 from ._sources import RawRow, from_iterable, open_source
@@ -56,10 +57,6 @@ Source = (
     | Iterable[Mapping[str, Any]]
     | AsyncIterable[Mapping[str, Any]]
 )
-
-# Stop reasons that mean "fix the command or the environment" (exit 2) rather than "the job
-# was cut short and can be resumed" (exit 3).
-_CONFIG_STOPS = frozenset({StopReason.CONFIG, StopReason.UNREACHABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,34 +76,6 @@ class Progress:
     daily_remaining: int | None
     reading_done: bool
     stopping: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobReport:
-    data: dict[str, Any]
-
-    @property
-    def succeeded(self) -> int:
-        return int(self.data["rows"]["succeeded"])
-
-    @property
-    def failed(self) -> int:
-        return int(self.data["rows"]["failed"])
-
-    @property
-    def stop_reason(self) -> str | None:
-        stop = self.data.get("stop")
-        return None if stop is None else str(stop["reason"])
-
-    @property
-    def exit_code(self) -> int:
-        """0 all written, 1 some records failed, 2 config error, 3 stopped (resumable)."""
-        reason = self.stop_reason
-        if reason in _CONFIG_STOPS:
-            return 2
-        if reason is not None:
-            return 3
-        return 1 if self.failed else 0
 
 
 class Job:
@@ -232,7 +201,7 @@ class Job:
             writer.close()
             report = self._report(started_wall)
             if journal is not None:
-                report = self._whole_job_report(journal, report)
+                report = whole_job_report(journal, report, mode=self._mode, skipped=self._skipped)
                 if self._mode == RETRY:
                     _rebuild_files(journal, config.out_dir)
                 journal.close()
@@ -240,6 +209,21 @@ class Job:
                 orjson.dumps(report.data, option=orjson.OPT_INDENT_2)
             )
         return report
+
+    def _report(self, started_wall: float) -> JobReport:
+        assert self.writer is not None
+        return run_report(
+            self.config,
+            input_name=self._input_name,
+            started_wall=started_wall,
+            elapsed=time.monotonic() - self._started,
+            rows_read=self._rows_read,
+            reading_done=self._reading_done,
+            writer=self.writer,
+            stats=self.dispatcher.stats if self.dispatcher else None,
+            limiter=self.limiter.stats(),
+            stop_reason=self.scheduler.stop_reason if self.scheduler else None,
+        )
 
     def _open_journal(self) -> Journal | None:
         config = self.config
@@ -258,45 +242,6 @@ class Job:
         if self._mode == NEW:
             journal.set_meta({"config": config_to_meta(config), "input": self._input_meta})
         return journal
-
-    def _whole_job_report(self, journal: Journal, report: JobReport) -> JobReport:
-        """This run's report, with the row counts of the whole job and requests summed over
-        every run, so a resumed job reports as if it had never stopped."""
-        this_run = report.data
-        journal.add_run(this_run)
-        runs = journal.runs()
-        totals = journal.counts()
-        data = dict(this_run)
-        read = max(int(r["rows"]["read"]) for r in runs)
-        finished = totals["succeeded"] + totals["failed"]
-        data["rows"] = {
-            **this_run["rows"],
-            "read": read,
-            "succeeded": totals["succeeded"],
-            "failed": totals["failed"],
-            "unprocessed": max(0, read - finished),
-        }
-        data["written"] = {
-            "created": totals["created"],
-            "updated": totals["updated"],
-            "new_unknown": sum(int(r["written"]["new_unknown"]) for r in runs),
-        }
-        data["failed_by_category"] = totals["failed_by_category"]
-        requests = {k: v for k, v in this_run["requests"].items() if isinstance(v, int)}
-        for key in requests:
-            requests[key] = sum(int(r["requests"].get(key, 0)) for r in runs)
-        data["requests"] = {**this_run["requests"], **requests}
-        data["runs"] = len(runs)
-        data["duration_s"] = round(sum(float(r["duration_s"]) for r in runs), 3)
-        data["records_per_s"] = round(finished / data["duration_s"], 1) if finished else 0.0
-        data["this_run"] = {
-            "mode": self._mode,
-            "duration_s": this_run["duration_s"],
-            "records_per_s": this_run["records_per_s"],
-            "requests": this_run["requests"]["total"],
-            "skipped_finished_rows": self._skipped,
-        }
-        return JobReport(data)
 
     async def _pipeline(
         self,
@@ -483,82 +428,6 @@ class Job:
         # The schema could not be had; the job can still run, HubSpot validates on its side.
         return None
 
-    def _report(self, started_wall: float) -> JobReport:
-        config, writer, d = self.config, self.writer, self.dispatcher
-        assert writer is not None
-        elapsed = time.monotonic() - self._started
-        ls = self.limiter.stats()
-        stats = d.stats if d else None
-        stop_reason = self.scheduler.stop_reason if self.scheduler else None
-        finished = writer.succeeded + writer.failed
-        interval = ls.window
-        requests = stats.requests if stats else 0
-        # 429s are not counted in HubSpot's window; what counts against the ceiling is the rest.
-        accepted = requests - sum(ls.throttled.values())
-        ceiling_rps = ls.ceiling / interval if ls.ceiling else None
-        data: dict[str, Any] = {
-            "status": "stopped" if stop_reason else "complete",
-            "stop": None
-            if stop_reason is None
-            else {
-                "reason": stop_reason,
-                "message": stats.stop_message if stats else None,
-            },
-            "job": {
-                "operation": config.operation.value,
-                "object_type": config.object_type,
-                "api": config.api.value,
-                "base_url": config.base_url,
-                "id_property": config.id_property,
-                "input": self._input_name,
-                "out_dir": str(config.out_dir),
-                "started_at": _iso(started_wall),
-                "finished_at": _iso(time.time()),
-            },
-            "rows": {
-                "read": self._rows_read,
-                "succeeded": writer.succeeded,
-                "failed": writer.failed,
-                "unprocessed": max(0, self._rows_read - finished),
-                "input_exhausted": self._reading_done and stop_reason is None,
-            },
-            "written": {
-                "created": writer.created,
-                "updated": writer.updated,
-                "new_unknown": writer.new_unknown,
-            },
-            "failed_by_category": dict(writer.failed_by_category),
-            "requests": {
-                "total": requests,
-                "write": stats.write_requests if stats else 0,
-                "verify": stats.verify_requests if stats else 0,
-                "isolation": stats.isolation_requests if stats else 0,
-                "resent_batches": stats.resent_batches if stats else 0,
-                "splits": stats.splits if stats else 0,
-                "by_status": {str(k): v for k, v in sorted(stats.by_status.items())}
-                if stats
-                else {},
-                "transport_failures": dict(stats.transport_failures) if stats else {},
-            },
-            "rate_limit": {
-                "configured": config.rate_limit,
-                "learned_ceiling": ls.ceiling,
-                "interval_s": interval,
-                "current_limit": ls.limit,
-                "others_estimate": ls.others,
-                "429_by_policy": dict(ls.throttled),
-                "daily_limit": ls.daily_limit,
-                "daily_remaining": ls.daily_remaining,
-                "requests_per_s": round(accepted / elapsed, 2) if elapsed else 0.0,
-                "share_of_ceiling": (
-                    round(accepted / elapsed / ceiling_rps, 4) if elapsed and ceiling_rps else None
-                ),
-            },
-            "duration_s": round(elapsed, 3),
-            "records_per_s": round(finished / elapsed, 1) if elapsed else 0.0,
-        }
-        return JobReport(data)
-
 
 _IN_FLIGHT_AMBIGUOUS = (
     "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
@@ -590,10 +459,6 @@ def _rebuild_files(journal: Journal, out_dir: Path) -> None:
         for succeeded, line in journal.lines():
             (ok if succeeded else bad).write(line + b"\n")
     shutil.rmtree(out_dir / ".retry", ignore_errors=True)
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _reject_input(
