@@ -153,18 +153,16 @@ class Dispatcher:
         if self._marks_sent and not verify and self._journal is not None:
             # Before the request leaves: a crash from here on must not lead to a blind resend.
             self._journal.mark_sent(it.row for it in batch.items)
-        try:
-            await self._exchange(batch, dialect, request, sent_at)
-        finally:
-            if self._journal is not None:
-                if self._marks_sent and not verify:
-                    # Rows HubSpot certainly did not write (429, 423, refused...) are no longer
-                    # in flight; only finished or ambiguous ones keep their mark.
-                    self._journal.unmark_sent(
-                        it.row for it in batch.items if not it.done and not it.ambiguous
-                    )
-                # Outcomes are committed by the engine's group commit (every 20 ms, or with the
-                # next batch's sent marks, whichever is first), not here one batch at a time.
+        # Not in a ``finally``: a request cancelled while in flight (Ctrl-C twice) may have been
+        # written, so its rows must keep their sent mark and be read back on resume.
+        await self._exchange(batch, dialect, request, sent_at)
+        if self._marks_sent and not verify and self._journal is not None:
+            # Rows HubSpot certainly did not write (429, 423, refused...) are no longer in
+            # flight; only finished or ambiguous ones keep their mark. Outcomes are committed by
+            # the engine's group commit (every 20 ms, or with the next batch's sent marks).
+            self._journal.unmark_sent(
+                it.row for it in batch.items if not it.done and not it.ambiguous
+            )
 
     async def _exchange(
         self, batch: Batch, dialect: Dialect, request: HttpRequest, sent_at: float
