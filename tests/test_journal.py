@@ -59,3 +59,46 @@ def test_meta_and_runs_round_trip(tmp_path):
     assert again.meta()["config"] == {"operation": "create"}
     assert again.runs() == [{"rows": {"read": 5}}]
     again.close()
+
+
+async def test_a_create_cancelled_in_flight_is_read_back_on_resume(tmp_path):
+    """Ctrl-C twice abandons requests in flight; HubSpot may still write them. Resume must read
+    those rows back instead of creating them again."""
+    import anyio
+
+    from bulkops import Job, JobConfig, Operation, Secret
+    from bulkops._engine import RESUME
+    from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
+
+    rows = [
+        {"subject": f"s{n}", "hs_pipeline": "0", "hs_pipeline_stage": "1", "external_id": f"c{n}"}
+        for n in range(1, 501)
+    ]
+    async with FakeHubSpot(FakeConfig(rate_limit=None, latency=(0.4, 0.4))) as fake:
+        cfg = JobConfig(
+            operation=Operation.CREATE,
+            token=Secret(DEFAULT_FAKE_TOKEN),
+            base_url=fake.url,
+            out_dir=tmp_path,
+            rate_limit=0,
+            id_property="external_id",
+        )
+        job = Job(cfg, rows)
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_soon() -> None:
+                await anyio.sleep(0.6)  # schema answered, first writes in flight
+                job.cancel()
+
+            tg.start_soon(cancel_soon)
+            first = await job.run()
+        assert first.data["rows"]["succeeded"] < 500
+        await anyio.sleep(0.5)  # the fake finishes the abandoned requests: they were written
+        written_before = len(fake.records("tickets"))
+        assert written_before > first.data["rows"]["succeeded"]
+
+        second = await Job(cfg, rows, mode=RESUME).run()
+        assert second.data["rows"]["succeeded"] == 500
+        assert second.data["requests"]["verify"] > 0
+        assert len(fake.records("tickets")) == 500
+        assert max(fake.stats.creates_by_unique.values()) == 1
