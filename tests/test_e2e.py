@@ -314,3 +314,15 @@ async def test_daily_budget_leaves_quota_to_others(tmp_path, budget, share, pref
         writes = used - 1 if preflight else used  # the schema request counts too
         assert report.data["rows"]["succeeded"] == writes * 100
         assert fake.stats.rate_limited.get("DAILY", 0) == 0  # stopped before HubSpot had to
+
+
+async def test_progress_callback_sees_the_job_through(fake, tmp_path):
+    seen = []
+    report = await run_job(
+        config(fake, tmp_path, Operation.CREATE),
+        [ticket(n) for n in range(1, 301)],
+        on_progress=seen.append,
+        progress_interval=0.01,
+    )
+    assert seen and seen[-1].succeeded == 300 and seen[-1].reading_done
+    assert report.succeeded == 300
