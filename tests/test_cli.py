@@ -37,6 +37,11 @@ def env(token: str = DEFAULT_FAKE_TOKEN) -> dict[str, str]:
     return e
 
 
+def create(src: Path, out: Path) -> list[Any]:
+    """The start of a create job's command line: ``run create --input SRC --out OUT``."""
+    return ["run", "create", "--input", src, "--out", out]
+
+
 def cmd(*args: Any) -> list[str]:
     return [sys.executable, "-m", "bulkops", *map(str, args)]
 
@@ -164,12 +169,7 @@ async def test_sigkill_at_random_points_then_resume(tmp_path):
         for _ in range(4):
             args = (
                 [
-                    "run",
-                    "create",
-                    "--input",
-                    src,
-                    "--out",
-                    out,
+                    *create(src, out),
                     "--id-property",
                     "external_id",
                     "--rate-limit",
@@ -212,12 +212,7 @@ async def test_signal_stops_gracefully_and_resume_finishes(tmp_path, sig):
     ) as fake:
         proc = await anyio.open_process(
             cmd(
-                "run",
-                "create",
-                "--input",
-                src,
-                "--out",
-                out,
+                *create(src, out),
                 "--id-property",
                 "external_id",
                 "--rate-limit",
@@ -260,12 +255,7 @@ async def test_resume_refuses_a_changed_input(tmp_path):
     write_csv(src, 50)
     async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
         done = await run_cli(
-            "run",
-            "create",
-            "--input",
-            src,
-            "--out",
-            tmp_path / "job",
+            *create(src, tmp_path / "job"),
             "--base-url",
             fake.url,
             "--rate-limit",
@@ -278,9 +268,7 @@ async def test_resume_refuses_a_changed_input(tmp_path):
         again = await run_cli("resume", tmp_path / "job", "--base-url", fake.url)
         assert again.returncode == 2
         assert b"changed since the job started" in again.stderr
-        rerun = await run_cli(
-            "run", "create", "--input", src, "--out", tmp_path / "job", "--base-url", fake.url
-        )
+        rerun = await run_cli(*create(src, tmp_path / "job"), "--base-url", fake.url)
         assert rerun.returncode == 2 and b"already holds a job" in rerun.stderr
 
 
@@ -290,12 +278,7 @@ async def test_retry_reruns_fixed_failed_rows(tmp_path):
     out = tmp_path / "job"
     async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
         first = await run_cli(
-            "run",
-            "create",
-            "--input",
-            src,
-            "--out",
-            out,
+            *create(src, out),
             "--base-url",
             fake.url,
             "--rate-limit",
@@ -329,24 +312,9 @@ async def test_daily_limit_stops_keeps_results_and_resumes(tmp_path, api):
     out = tmp_path / "job"
     # 1 schema request + 4 batches fit in today's quota.
     async with FakeHubSpot(FakeConfig(rate_limit=None, daily_limit=5)) as fake:
-        done = await run_cli(
-            "run",
-            "create",
-            "--api",
-            api,
-            "--input",
-            src,
-            "--out",
-            out,
-            "--base-url",
-            fake.url,
-            "--rate-limit",
-            0,
-            "--concurrency",
-            1,
-            "--progress",
-            "none",
-        )
+        # One request at a time, so the quota ends between batches, never inside one.
+        opts = ["--base-url", fake.url, "--rate-limit", 0, "--concurrency", 1, "--progress", "none"]
+        done = await run_cli(*create(src, out), "--api", api, *opts)
         assert done.returncode == 3, done.stderr.decode()
         assert b"daily" in done.stderr and b"midnight" in done.stderr
         kept = read_jsonl(out / "succeeded.jsonl")
@@ -355,18 +323,7 @@ async def test_daily_limit_stops_keeps_results_and_resumes(tmp_path, api):
         # Each new day allows 4 more batches: resume until the job is complete.
         for _ in range(4):
             fake.new_day()
-            again = await run_cli(
-                "resume",
-                out,
-                "--base-url",
-                fake.url,
-                "--rate-limit",
-                0,
-                "--concurrency",
-                1,
-                "--progress",
-                "none",
-            )
+            again = await run_cli("resume", out, *opts)
             if again.returncode != 3:
                 break
         assert again.returncode == 0, again.stderr.decode()
