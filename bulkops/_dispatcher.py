@@ -150,18 +150,20 @@ class Dispatcher:
             stats.write_requests += 1
         for item in batch.items:
             item.attempts += 1
+        mark = None
         if self._marks_sent and not verify and self._journal is not None:
             # Before the request leaves: a crash from here on must not lead to a blind resend.
-            self._journal.mark_sent(it.row for it in batch.items)
+            mark = self._journal.mark_sent(it.row for it in batch.items)
         # Not in a ``finally``: a request cancelled while in flight (Ctrl-C twice) may have been
         # written, so its rows must keep their sent mark and be read back on resume.
         await self._exchange(batch, dialect, request, sent_at)
-        if self._marks_sent and not verify and self._journal is not None:
-            # Rows HubSpot certainly did not write (429, 423, refused...) are no longer in
-            # flight; only finished or ambiguous ones keep their mark. Outcomes are committed by
-            # the engine's group commit (every 20 ms, or with the next batch's sent marks).
-            self._journal.unmark_sent(
-                it.row for it in batch.items if not it.done and not it.ambiguous
+        if mark is not None and self._journal is not None:
+            # Settled: finished rows have outcomes, rows HubSpot certainly did not write (429,
+            # 423, refused...) are no longer in flight and get a new mark when resent. Only rows
+            # whose outcome is unknown keep this one. Applied with the group commit (every
+            # 20 ms, or with the next batch's mark), together with the outcomes.
+            self._journal.release_mark(
+                mark, (it.row for it in batch.items if not it.done and it.ambiguous)
             )
 
     async def _exchange(

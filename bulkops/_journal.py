@@ -4,9 +4,11 @@ It records (outcomes group-committed by the engine every 20 ms, sent marks at on
 
 * ``outcomes``: every finished row, with the exact line written to ``succeeded.jsonl`` or
   ``failed.jsonl``. A crash loses at most the batches in flight and 20 ms of finished ones.
-* ``sent``: create rows handed to HubSpot, committed *before* the request goes out. A create row
-  that was sent but has no outcome may exist in HubSpot; on resume it is read back by its unique
-  property instead of being created again (or reported AMBIGUOUS when there is none).
+* ``sent``: one mark per create batch, listing its rows, committed *before* the request goes
+  out, and dropped once the batch is settled (kept for rows whose outcome is still unknown).
+  A create row that was sent but has no outcome may exist in HubSpot; on resume it is read
+  back by its unique property instead of being created again (or reported AMBIGUOUS when
+  there is none).
 * ``meta``: what the job was (operation, object, options, input path and fingerprint; never the
   token) and ``runs``: each run's report, so the final report covers the whole job.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
     row INTEGER PRIMARY KEY, ok INTEGER NOT NULL, category TEXT, new INTEGER, line BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS sent (row INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS sent (id INTEGER PRIMARY KEY, rows BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (n INTEGER PRIMARY KEY AUTOINCREMENT, report BLOB NOT NULL);
 """
 
@@ -46,7 +49,8 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._pending: list[tuple[int, int, str | None, int | None, bytes]] = []
-        self._unsent: list[tuple[int]] = []
+        self._released: list[tuple[int]] = []  # marks to drop at the next commit
+        self._kept: list[tuple[bytes, int]] = []  # marks to shrink: (rows still unknown, id)
 
     # -- job description ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -78,26 +82,38 @@ class Journal:
         """Buffer one outcome; it is written at the next :meth:`commit`."""
         self._pending.append((row, int(ok), category, None if new is None else int(new), line))
 
-    def mark_sent(self, rows: Iterable[int]) -> None:
-        """Commit at once that these create rows are about to be sent."""
+    def mark_sent(self, rows: Iterable[int]) -> int:
+        """Commit at once that these create rows are about to be sent; returns the mark's id.
+        One row per batch, not per record: this is on the hot path of every create."""
         with self._transaction():
             self._flush()
-            self._db.executemany("INSERT OR IGNORE INTO sent(row) VALUES (?)", ((r,) for r in rows))
+            cursor = self._db.execute(
+                "INSERT INTO sent(rows) VALUES (?)", (array("q", rows).tobytes(),)
+            )
+        return int(cursor.lastrowid or 0)
 
-    def unmark_sent(self, rows: Iterable[int]) -> None:
-        """HubSpot answered that it did not act on these rows (429, 423, ...): not in flight.
-        Applied at the next :meth:`commit`."""
-        self._unsent.extend((r,) for r in rows)
+    def release_mark(self, mark: int, still_unknown: Iterable[int] = ()) -> None:
+        """The batch was settled: drop its mark, or keep only the rows whose outcome is still
+        unknown (HubSpot may have written them). Applied at the next :meth:`commit`, together
+        with the batch's outcomes."""
+        keep = array("q", still_unknown)
+        if keep:
+            self._kept.append((keep.tobytes(), mark))
+        else:
+            self._released.append((mark,))
 
     def commit(self) -> None:
-        if self._pending or self._unsent:
+        if self._pending or self._released or self._kept:
             with self._transaction():
                 self._flush()
 
     def _flush(self) -> None:
-        if self._unsent:
-            self._db.executemany("DELETE FROM sent WHERE row = ?", self._unsent)
-            self._unsent.clear()
+        if self._released:
+            self._db.executemany("DELETE FROM sent WHERE id = ?", self._released)
+            self._released.clear()
+        if self._kept:
+            self._db.executemany("UPDATE sent SET rows = ? WHERE id = ?", self._kept)
+            self._kept.clear()
         if self._pending:
             self._db.executemany(
                 "INSERT OR REPLACE INTO outcomes(row, ok, category, new, line) VALUES (?,?,?,?,?)",
@@ -112,10 +128,16 @@ class Journal:
             yield row
 
     def sent_unfinished_rows(self) -> Iterator[int]:
-        """Create rows that were sent but never got an outcome, ascending."""
-        query = "SELECT row FROM sent WHERE row NOT IN (SELECT row FROM outcomes) ORDER BY row"
-        for (row,) in self._stream(query):
-            yield row
+        """Create rows that were sent but never got an outcome, ascending. Settled batches drop
+        their marks, so what is left is small: the batches in flight at a crash, and rows whose
+        outcome was unknown."""
+        self.commit()
+        rows: set[int] = set()
+        for (blob,) in self._db.execute("SELECT rows FROM sent"):
+            rows.update(array("q", blob))
+        query = "SELECT 1 FROM outcomes WHERE row = ?"
+        unfinished = [r for r in sorted(rows) if self._db.execute(query, (r,)).fetchone() is None]
+        yield from unfinished
 
     def lines(self) -> Iterator[tuple[bool, bytes]]:
         """Every finished row's result line with whether it succeeded, in row order."""

@@ -23,13 +23,23 @@ def test_outcomes_are_durable_only_after_commit(tmp_path):
     j.close()
 
 
-def test_sent_marks_are_committed_before_the_request_and_cleared_when_refused(tmp_path):
-    j = Journal(tmp_path / "j.sqlite")
-    j.mark_sent([1, 2, 3])
+def test_sent_marks_are_committed_before_the_request_and_released_when_settled(tmp_path):
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    first = j.mark_sent([1, 2, 3])
+    second = j.mark_sent([4, 5])
+    with sqlite3.connect(path) as db:  # durable before the requests leave
+        assert db.execute("SELECT COUNT(*) FROM sent").fetchone() == (2,)
+    # Batch 1 settled: row 1 written, row 2 refused (429), row 3's outcome unknown (timeout).
     j.record(1, True, b"{}", None, True)
-    j.unmark_sent([2])  # HubSpot answered 429 for row 2: it was not written
+    j.release_mark(first, [3])
+    assert list(j.sent_unfinished_rows()) == [3, 4, 5]  # batch 2 is still in flight
+    j.release_mark(second)
     j.commit()
     assert list(j.sent_unfinished_rows()) == [3]
+    j.record(3, True, b"{}", None, True)  # read back later: it was written
+    j.commit()
+    assert list(j.sent_unfinished_rows()) == []
     j.close()
 
 
