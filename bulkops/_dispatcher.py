@@ -352,7 +352,9 @@ class Dispatcher:
                 split_batch=batch if batch.split_depth else None,
             )
 
-    def _rate_limited(self, batch: Batch, response: HttpResponse) -> None:
+    def throttled(self, response: HttpResponse) -> float | None:
+        """A 429, by its ``policyName``: the pause before sending again, or None when the
+        daily limit is reached (the job stops)."""
         body = response.json()
         policy = ""
         if isinstance(body, Mapping):
@@ -360,12 +362,17 @@ class Dispatcher:
             if not policy and "secondly" in str(body.get("message", "")).lower():
                 policy = "SECONDLY"
         policy = policy or "TEN_SECONDLY_ROLLING"
-        for item in batch.items:
-            item.attempts -= 1  # a 429 is HubSpot saying "not now", not a failed attempt
         if policy == "DAILY":
             self.daily_limit_reached()
+            return None
+        return self.limiter.on_rate_limited(policy, parse_retry_after(response.headers))
+
+    def _rate_limited(self, batch: Batch, response: HttpResponse) -> None:
+        for item in batch.items:
+            item.attempts -= 1  # a 429 is HubSpot saying "not now", not a failed attempt
+        pause = self.throttled(response)
+        if pause is None:
             return
-        pause = self.limiter.on_rate_limited(policy, parse_retry_after(response.headers))
         if batch.split_depth:
             self.scheduler.retry_batch(batch, delay=pause)
         else:

@@ -36,7 +36,7 @@ from ._dispatcher import Dispatcher, StopReason
 from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
 from ._journal import JOURNAL_NAME, Journal
 from ._limiter import RateLimiter
-from ._models import Api, Operation, Outcome
+from ._models import Api, Item, Operation, Outcome
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
 from ._report import JobReport, run_report, whole_job_report
@@ -412,17 +412,10 @@ class Job:
                 )
                 return None
             if status == 429:
-                body = response.json()
-                if isinstance(body, Mapping) and body.get("policyName") == "DAILY":
-                    dispatcher.daily_limit_reached()
+                pause = dispatcher.throttled(response)
+                if pause is None:
                     return None
-                await anyio.sleep(
-                    self.limiter.on_rate_limited(
-                        str(body.get("policyName") if isinstance(body, Mapping) else "")
-                        or "TEN_SECONDLY_ROLLING",
-                        None,
-                    )
-                )
+                await anyio.sleep(pause)
                 continue
             await anyio.sleep(dispatcher.backoff(attempt))
         # The schema could not be had; the job can still run, HubSpot validates on its side.
@@ -464,8 +457,6 @@ def _rebuild_files(journal: Journal, out_dir: Path) -> None:
 def _reject_input(
     writer: ResultWriter, raw: RawRow, category: str, message: str, field: str | None
 ) -> None:
-    from ._models import Item
-
     item = Item(raw.row, raw.data or {}, {})
     extra = {"property": field} if field else {}
     writer.record(Outcome(item, False, category=category, message=message, extra=extra))

@@ -117,14 +117,9 @@ async def test_token_never_appears_in_output_or_files(tmp_path):
     ) as fake:
         runs = [
             await run_cli(
-                "run",
-                "create",
-                "--input",
-                src,
+                *create(src, tmp_path / "ok"),
                 "--base-url",
                 fake.url,
-                "--out",
-                tmp_path / "ok",
                 "--id-property",
                 "external_id",
                 "--rate-limit",
@@ -134,14 +129,9 @@ async def test_token_never_appears_in_output_or_files(tmp_path):
                 token=secret,
             ),
             await run_cli(
-                "run",
-                "create",
-                "--input",
-                src,
+                *create(src, tmp_path / "bad"),
                 "--base-url",
                 fake.url,
-                "--out",
-                tmp_path / "bad",
                 "--progress",
                 "log",
                 token=secret + "x",
