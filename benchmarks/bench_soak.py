@@ -118,7 +118,7 @@ async def soak(op: Operation, rows_n: int, out: Path, preflight: bool) -> dict[s
                 "hs_ticket_priority" in bad[r]["error"]["message"] for r in invalid
             ),
         }
-        req = report.data["requests"]
+        req = report.to_json()["requests"]
         return {
             "op": op.value,
             "rows": len(job_rows),
@@ -127,8 +127,8 @@ async def soak(op: Operation, rows_n: int, out: Path, preflight: bool) -> dict[s
             "lost": len(expected - set(ok) - set(bad)),
             "duplicates": duplicates,
             "requests": req["total"],
-            "read_backs": req["verify"],
-            "isolation": req["isolation"],
+            "read_backs": req["by_kind"].get("verify", 0),
+            "isolation": req["by_kind"].get("isolation", 0),
             "resends": req["resent_batches"],
             "faults": sum(fake.stats.faults.values()),
             "records_s": round(len(job_rows) / seconds),

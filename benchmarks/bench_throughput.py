@@ -92,7 +92,7 @@ def run_child(args: argparse.Namespace) -> int:
     started = c.now()
     report = anyio.run(job)
     seconds = c.now() - started
-    data = report.data
+    data = report.to_json()
     throttled = data["rate_limit"]["429_by_policy"]
     c.emit_result(
         {

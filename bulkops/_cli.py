@@ -21,7 +21,7 @@ import anyio
 import orjson
 
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
-from ._engine import RESUME, RETRY, Job, JobReport
+from ._engine import Job, JobReport, Mode
 from ._errors import AMBIGUOUS, ConfigError
 from ._journal import JOURNAL_NAME, Journal
 from ._models import Api, Operation
@@ -329,7 +329,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             "resume will not mix two inputs; start a new job for the new file."
         )
     source = open_source(path, format=inp.get("format"))
-    job = Job(config, source, input_name=path, input_meta=inp, mode=RESUME)
+    job = Job(config, source, input_name=path, input_meta=inp, mode=Mode.RESUME)
     return _drive_and_report(job, args, count_from=path)
 
 
@@ -357,7 +357,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     if not failed.exists():
         raise ConfigError(f"{failed} does not exist")
     rows = _failed_records(failed, include_ambiguous=args.include_ambiguous)
-    job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=RETRY)
+    job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=Mode.RETRY)
     return _drive_and_report(job, args, count_from=None)
 
 

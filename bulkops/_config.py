@@ -14,6 +14,7 @@ from typing import Any
 
 from ._errors import ConfigError
 from ._models import Api, Operation
+from ._retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -163,6 +164,14 @@ class JobConfig:
                 raise bad("id_property", "v1 addresses tickets by objectId only")
         if op is not Operation.READ and (self.properties or self.properties_with_history):
             raise bad("properties", "only apply to read")
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+        )
 
     @property
     def max_batch(self) -> int:

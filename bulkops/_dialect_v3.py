@@ -196,7 +196,7 @@ class V3Dialect:
         if op is Operation.UPSERT:
             raw_new = result.get("new")
             new = raw_new if isinstance(raw_new, bool) else None
-            if item.ambiguous and new is False:
+            if item.maybe_written and new is False:
                 # An earlier attempt may have created it; "updated" would be a guess.
                 new = None
         elif op is Operation.CREATE:

@@ -1,26 +1,27 @@
-"""One job, end to end: source -> normalise/validate -> scheduler -> workers -> result files.
+"""One job, end to end. The engine owns the task group, the stages and the stop; nothing else.
 
 ::
 
-    source ──► intake ──► Scheduler ──► worker x N ──► HubSpot
-     (thread)  normalise,   batches of     limiter turn,
-               pre-flight   <= 100, keys    send, settle ──► ResultWriter (+ journal)
-                              ▲                  │
-                              └── retries, ◄─────┘
+    source ──► Intake ──► Scheduler ──► Workers ──► Channel ──► HubSpot
+     (thread)  normalise,   batches of    turn, mark,   limiter, counts,
+               pre-flight   <= 100, keys  send, decide  headers, outages
+                              ▲              │  (_policy)
+                              └── retries, ◄─┘──► settle ──► ResultWriter + Journal + JobStats
                                   isolation halves, read-backs
 
-Everything runs in one task group. Memory is bounded by ``max_outstanding`` records (the
-scheduler blocks the intake beyond it) plus one chunk of the reader. A stop (auth, daily limit,
-Ctrl-C) stops new requests, lets the ones in flight finish within a grace period, and still writes
-every finished result and the report.
+Memory is bounded by ``max_outstanding`` records (the scheduler blocks the intake beyond it)
+plus one chunk of the reader. A stop (auth, daily limit, Ctrl-C...) is held by one
+:class:`~bulkops._stats.StopLatch`: no new requests, the ones in flight finish within the grace
+period, and every finished result and the report are still written.
 """
 
 from __future__ import annotations
 
+import enum
 import os
-import shutil
+import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,27 +29,38 @@ from typing import Any
 import anyio
 import orjson
 
+from ._channel import Channel, Waiting
 from ._config import JobConfig, config_to_meta
-from ._dialect import Dialect, error_message
+from ._dialect import Dialect
 from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
-from ._dispatcher import Dispatcher, StopReason
-from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
+from ._errors import INPUT_ERROR, ConfigError
+from ._http import HttpRequest, Transport
+from ._intake import Intake, Resumed
 from ._journal import JOURNAL_NAME, Journal
 from ._limiter import RateLimiter
 from ._models import Api, Item, Operation, Outcome
-from ._normalize import Normalizer
+from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
 from ._preflight import PropertySchema
-from ._report import JobReport, run_report, whole_job_report
+from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, whole_job_report
 from ._results import FAILED, SUCCEEDED, ResultWriter
 from ._scheduler import Scheduler
 from ._sources import RawRow, from_iterable, open_source
-from ._transport import HttpRequest, Transport, TransportFailure
+from ._stats import JobStats, Stop, StopLatch, StopReason
+from ._transport import AiohttpTransport
+from ._worker import Dialects, Workers
 
-__all__ = ["NEW", "RESUME", "RETRY", "Job", "JobReport", "Progress", "Source", "run_job"]
+__all__ = ["Job", "JobReport", "Mode", "Progress", "Source", "run_job"]
 
-NEW, RESUME, RETRY = "new", "resume", "retry"
-_GROUP_COMMIT_S = 0.02
+_COMMIT_EVERY_S = 0.02
+_FLUSH_FILES_EVERY_S = 1.0
+
+
+class Mode(enum.StrEnum):
+    NEW = "new"  # start a job (refusing an out_dir that already holds one)
+    RESUME = "resume"  # continue the job journaled in out_dir; the source is its input again
+    RETRY = "retry"  # re-run the rows of the source (a job's failed records), update results
+
 
 Source = (
     str
@@ -76,6 +88,8 @@ class Progress:
     daily_remaining: int | None
     reading_done: bool
     stopping: str | None
+    host: str = ""
+    waiting: str | None = None  # what the job waits for, and until when
 
 
 class Job:
@@ -89,70 +103,72 @@ class Job:
         grace: float = 30.0,
         input_name: str = "",
         input_meta: Mapping[str, Any] | None = None,
-        mode: str = NEW,
+        mode: Mode | str = Mode.NEW,
+        transport: Transport | None = None,
     ) -> None:
-        """``mode``: NEW starts a job (refusing an ``out_dir`` that already holds one), RESUME
-        continues the job journaled in ``out_dir`` (``source`` must be its input again), RETRY
-        re-runs the rows of ``source`` (a job's failed records) and updates the job's results.
-        ``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it."""
-        if mode not in (NEW, RESUME, RETRY):
-            raise ValueError(f"mode must be one of {NEW}, {RESUME}, {RETRY}")
-        if mode != NEW and not config.journal:
-            raise ConfigError(f"{mode} needs the journal")
+        """``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it.
+        ``transport``: send requests through this instead of aiohttp (tests, custom stacks)."""
+        self.mode = Mode(mode)
+        if self.mode is not Mode.NEW and not config.journal:
+            raise ConfigError(f"{self.mode} needs the journal")
         self.config = config
         self._source = source
         self._grace = grace
-        self._mode = mode
         self._input_meta = dict(input_meta or {})
-        self._journal: Journal | None = None
-        self._skipped = 0
         self._input_name = input_name or (
             os.fspath(source) if isinstance(source, str | os.PathLike) else "<python iterable>"
         )
+        self._transport = transport
+        self.stats = JobStats()
         self.limiter = RateLimiter(config.rate_limit, config.interval, adaptive=config.adaptive)
-        self.scheduler: Scheduler | None = None
-        self.writer: ResultWriter | None = None
-        self.dispatcher: Dispatcher | None = None
-        self._rows_read = 0
-        self._reading_done = False
+        self.scheduler = Scheduler(
+            batch_size=config.max_batch, max_outstanding=config.max_outstanding
+        )
+        self.latch = StopLatch(on_stop=self._on_stop)
+        self._channel: Channel | None = None
+        self._intake: Intake | None = None
         self._started = 0.0
         self._cancel: anyio.CancelScope | None = None
-        self._early_stop: tuple[str, str] | None = None
-        self._active = 0  # workers running
-        self._idle: anyio.Event | None = None  # set when the last worker returned after the end
+        self._cancelled = False
+        self._rng = random.Random()
 
     # -- control -----------------------------------------------------------------------------
-    def stop(self, reason: str = StopReason.INTERRUPTED, message: str | None = None) -> None:
+    def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
         """Stop sending; requests in flight finish (within the grace period), results are kept."""
-        msg = message or "interrupted; finished records are kept"
-        if self.dispatcher is not None:
-            self.dispatcher.stop(reason, msg)
-        else:
-            self._early_stop = (reason, msg)
+        self.latch.set(Stop(reason, message or "interrupted; finished records are kept"))
 
     def cancel(self) -> None:
         """Stop at once: abandon requests in flight (their records count as unprocessed)."""
         self.stop()
+        self._cancelled = True
         if self._cancel is not None:
             self._cancel.cancel()
 
+    def _on_stop(self) -> None:
+        self.scheduler.halt()
+        if self._channel is not None:
+            self._channel.wake()
+
     def progress(self) -> Progress:
-        w, s, d = self.writer, self.scheduler, self.dispatcher
-        ls = self.limiter.stats()
+        stats, ls = self.stats, self.limiter.stats()
+        intake, channel = self._intake, self._channel
+        stop = self.latch.stop
         return Progress(
             elapsed=time.monotonic() - self._started if self._started else 0.0,
-            rows_read=self._rows_read,
-            succeeded=w.succeeded if w else 0,
-            failed=w.failed if w else 0,
-            in_engine=s.outstanding if s else 0,
-            requests=d.stats.requests if d else 0,
-            throttled=ls.throttled,
+            rows_read=intake.rows_read if intake else 0,
+            succeeded=stats.succeeded,
+            failed=stats.failed,
+            in_engine=self.scheduler.outstanding,
+            requests=stats.total_requests,
+            throttled=dict(stats.throttled),
             limit=ls.limit,
             ceiling=ls.ceiling,
             others=ls.others,
             daily_remaining=ls.daily_remaining,
-            reading_done=self._reading_done,
-            stopping=s.stop_reason if s else None,
+            reading_done=intake.reading_done if intake else False,
+            stopping=None if stop is None else stop.reason.value,
+            host=channel.host if channel else "",
+            waiting=_waiting_text(channel.waiting if channel else None),
         )
 
     # -- the run -----------------------------------------------------------------------------
@@ -160,306 +176,325 @@ class Job:
         config = self.config
         self._started = time.monotonic()
         started_wall = time.time()
-        journal = self._journal = self._open_journal()
-        writer = self.writer = ResultWriter(
-            config.out_dir,
-            journal=journal,
+        journal = self._open_journal()
+        writer = ResultWriter(
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
-            files_dir=config.out_dir / ".retry" if self._mode == RETRY else None,
-            # A resumed job starts its files with every row finished before.
-            replay=journal.lines() if journal is not None and self._mode == RESUME else (),
+            config.out_dir / ".retry" if self.mode is Mode.RETRY else config.out_dir,
+            journal=journal,
         )
-        scheduler = self.scheduler = Scheduler(
-            batch_size=config.max_batch, max_outstanding=config.max_outstanding
-        )
+        status = JobStatus.ERROR
+        error: BaseException | None = None
         try:
-            async with Transport(
-                config.base_url,
-                config.token,
-                timeout=config.timeout,
-                max_connections=max(config.concurrency or 0, 256),
-            ) as transport:
-                dispatcher = self.dispatcher = Dispatcher(
-                    config,
-                    transport=transport,
-                    limiter=self.limiter,
-                    scheduler=scheduler,
-                    writer=writer,
-                    dialect=_dialect(config),
-                    verify_dialect=_verify_dialect(config),
-                    journal=journal,
-                )
-                if self._early_stop:
-                    dispatcher.stop(*self._early_stop)
+            async with self._transport_cm() as transport:
+                channel = self._channel = self._make_channel(transport)
                 schema = None
                 if config.preflight or config.id_property:
-                    schema = await self._load_schema(transport, dispatcher)
-                if scheduler.stop_reason is None:
-                    await self._pipeline(dispatcher, scheduler, writer, schema)
+                    schema = await self._read_schema(channel)
+                if not self.latch.is_set:
+                    await self._pipeline(channel, writer, journal, schema)
+            status = JobStatus.STOPPED if self.latch.is_set else JobStatus.COMPLETE
+            if self._cancelled:
+                status = JobStatus.CANCELLED
+        except anyio.get_cancelled_exc_class():
+            status = JobStatus.CANCELLED
+            raise
+        except Exception as exc:
+            error = exc
+            raise
         finally:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
-            writer.close()
-            report = self._report(started_wall)
-            if journal is not None:
-                report = whole_job_report(journal, report, mode=self._mode, skipped=self._skipped)
-                if self._mode == RETRY:
-                    _rebuild_files(journal, config.out_dir)
-                journal.close()
-            (config.out_dir / "report.json").write_bytes(
-                orjson.dumps(report.data, option=orjson.OPT_INDENT_2)
-            )
+            report = self._finish(writer, journal, status, error, started_wall)
         return report
 
-    def _report(self, started_wall: float) -> JobReport:
-        assert self.writer is not None
-        return run_report(
-            self.config,
-            input_name=self._input_name,
-            started_wall=started_wall,
+    def _finish(
+        self,
+        writer: ResultWriter,
+        journal: Journal | None,
+        status: JobStatus,
+        error: BaseException | None,
+        started_wall: float,
+    ) -> JobReport:
+        config = self.config
+        if journal is not None:
+            journal.commit()
+        writer.close()
+        stop = self.latch.stop
+        if error is not None and stop is None:
+            stop = Stop(StopReason.INTERRUPTED, f"{type(error).__name__}: {error}")
+        intake = self._intake
+        report = run_report(
+            job=JobInfo(
+                operation=config.operation.value,
+                object_type=config.object_type,
+                api=config.api.value,
+                host=self._channel.host if self._channel else _host_of(config.base_url),
+                id_property=config.id_property,
+                input=self._input_name,
+                out_dir=str(config.out_dir),
+                started_at=iso_time(started_wall),
+                finished_at=iso_time(time.time()),
+            ),
+            configured_limit=config.rate_limit,
+            status=status,
+            stop=stop,
             elapsed=time.monotonic() - self._started,
-            rows_read=self._rows_read,
-            reading_done=self._reading_done,
-            writer=self.writer,
-            stats=self.dispatcher.stats if self.dispatcher else None,
+            rows_read=intake.rows_read if intake else 0,
+            reading_done=intake.exhausted if intake else False,
+            stats=self.stats,
             limiter=self.limiter.stats(),
-            stop_reason=self.scheduler.stop_reason if self.scheduler else None,
+        )
+        if journal is not None:
+            earlier = [JobReport.from_json(r) for r in journal.runs()]
+            journal.add_run(report.to_json())
+            report = whole_job_report(
+                report,
+                earlier,
+                journal.counts(),
+                mode=self.mode.value,
+                skipped=intake.skipped if intake else 0,
+            )
+            if self.mode is Mode.RETRY:
+                _rebuild_files(journal, config.out_dir)
+            journal.close()
+        (config.out_dir / "report.json").write_bytes(
+            orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2)
+        )
+        return report
+
+    def _transport_cm(self) -> Any:
+        if self._transport is not None:
+            return _Borrowed(self._transport)
+        config = self.config
+        return AiohttpTransport(
+            config.base_url, config.token, max_connections=max(config.concurrency or 0, 256)
+        )
+
+    def _make_channel(self, transport: Transport) -> Channel:
+        config = self.config
+        return Channel(
+            transport,
+            self.limiter,
+            self.stats,
+            self.latch,
+            retry=config.retry,
+            timeout=config.timeout,
+            probe_path=_properties_path(config),
+            daily_budget=config.daily_budget,
+            daily_share=config.daily_share,
+            rng=self._rng,
         )
 
     def _open_journal(self) -> Journal | None:
         config = self.config
         if not config.journal:
+            _truncate_results(config.out_dir)
             return None
         path = config.out_dir / JOURNAL_NAME
-        if self._mode == NEW and path.exists():
+        if self.mode is Mode.NEW and path.exists():
             raise ConfigError(
                 f"{config.out_dir} already holds a job; continue it with "
                 f"`bulkops resume {config.out_dir}` or choose another --out"
             )
-        if self._mode != NEW and not path.exists():
+        if self.mode is not Mode.NEW and not path.exists():
             raise ConfigError(f"{config.out_dir} holds no job journal ({JOURNAL_NAME})")
         config.out_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(path)
-        if self._mode == NEW:
+        if self.mode is Mode.NEW:
+            _truncate_results(config.out_dir)
             journal.set_meta({"config": config_to_meta(config), "input": self._input_meta})
+        elif self.mode is Mode.RESUME:
+            # The files start with every row finished before: rebuilt from the journal.
+            _rebuild_files(journal, config.out_dir)
+        else:
+            _truncate_results(config.out_dir / ".retry")
         return journal
 
+    # -- the stages --------------------------------------------------------------------------
     async def _pipeline(
         self,
-        dispatcher: Dispatcher,
-        scheduler: Scheduler,
+        channel: Channel,
         writer: ResultWriter,
+        journal: Journal | None,
         schema: PropertySchema | None,
     ) -> None:
+        config, stats, scheduler = self.config, self.stats, self.scheduler
+        committer = _Committer(journal, writer)
+
+        def settle(outcome: Outcome) -> None:
+            writer.record(outcome)
+            stats.outcome(outcome)
+            committer.dirty()
+
+        def settle_unparsed(raw: RawRow) -> None:
+            outcome = Outcome(
+                Item(raw.row, {}, {}),
+                False,
+                category=INPUT_ERROR,
+                message=raw.error or "unreadable record",
+            )
+            writer.record(outcome, source_line=raw.line)
+            stats.outcome(outcome)
+            committer.dirty()
+
+        resumed = None
+        if journal is not None and self.mode is not Mode.NEW:
+            # A retry's rows were finished (failed) before: only its in-flight creates matter.
+            resumed = Resumed(
+                finished=journal.finished_rows() if self.mode is Mode.RESUME else iter(()),
+                in_flight=journal.sent_unfinished_rows(),
+            )
+        intake = self._intake = Intake(
+            config,
+            _as_rows(self._source),
+            scheduler=scheduler,
+            settle=settle,
+            settle_unparsed=settle_unparsed,
+            latch=self.latch,
+            schema=schema,
+            resumed=resumed,
+        )
+        workers = Workers(
+            channel=channel,
+            scheduler=scheduler,
+            dialects=_dialects(config),
+            settle=settle,
+            stats=stats,
+            latch=self.latch,
+            operation=config.operation,
+            retry=config.retry,
+            id_property=config.id_property,
+            journal=journal,
+            concurrency=config.concurrency,
+            rng=self._rng,
+        )
         async with anyio.create_task_group() as tg:
             self._cancel = tg.cancel_scope
-            tg.start_soon(self._intake, scheduler, writer, schema)
-            tg.start_soon(self._workers, tg, dispatcher, scheduler)
-            tg.start_soon(self._watch_stop, tg, scheduler)
-            if self._journal is not None:
-                tg.start_soon(self._group_commit, self._journal, scheduler)
+            tg.start_soon(intake.run)
+            tg.start_soon(committer.run)
+            workers.start(tg)
+            # The supervisor: the job is over when every row is finished or it is stopped;
+            # after a stop, requests in flight get ``grace`` seconds to end.
+            await scheduler.wait_over()
+            if self.latch.is_set:
+                with anyio.move_on_after(self._grace):
+                    await workers.wait_idle()
+            else:
+                await workers.wait_idle()
+            tg.cancel_scope.cancel()
 
-    async def _workers(
-        self, tg: anyio.abc.TaskGroup, dispatcher: Dispatcher, scheduler: Scheduler
-    ) -> None:
-        """Grow the pool to rate x latency as latency becomes known; workers end by themselves
-        when the scheduler says the job is over."""
-        running = 0
-        while not scheduler.over:
-            target = dispatcher.target_workers()
-            while running < target:
-                tg.start_soon(self._worker, dispatcher, scheduler)
-                running += 1
-            with anyio.move_on_after(0.25):
-                await scheduler.wait_over()
-
-    async def _group_commit(self, journal: Journal, scheduler: Scheduler) -> None:
-        """Commit finished outcomes every 20 ms. At HubSpot's pace that is every batch; in a
-        fast job it folds many batches into one transaction (or into the next batch's sent
-        marks). A crash loses at most the batches in flight and 20 ms of finished ones, which
-        a resume redoes safely: creates among them are marked sent and get read back."""
-        while not scheduler.over:
-            with anyio.move_on_after(_GROUP_COMMIT_S):
-                await scheduler.wait_over()
-            journal.commit()
-
-    async def _worker(self, dispatcher: Dispatcher, scheduler: Scheduler) -> None:
-        self._active += 1
-        try:
-            await dispatcher.worker()
-        finally:
-            self._active -= 1
-            if self._active == 0 and scheduler.over and self._idle is not None:
-                self._idle.set()
-
-    async def _watch_stop(self, tg: anyio.abc.TaskGroup, scheduler: Scheduler) -> None:
-        """After a stop, give requests in flight ``grace`` seconds, then cancel them."""
-        await scheduler.wait_over()
-        if scheduler.stop_reason is None:
-            return
-        if self._active:
-            self._idle = anyio.Event()
-            with anyio.move_on_after(self._grace):
-                await self._idle.wait()
-        tg.cancel_scope.cancel()
-
-    async def _intake(
-        self, scheduler: Scheduler, writer: ResultWriter, schema: PropertySchema | None
-    ) -> None:
+    async def _read_schema(self, channel: Channel) -> PropertySchema | None:
+        """Read the object's properties once; also where a bad token or URL shows first."""
         config = self.config
-        normalize = Normalizer(
-            config.operation,
-            api=config.api,
-            id_property=config.id_property,
-            empty_clears=config.empty_clears,
-        )
-        validate = schema.validate if schema is not None and config.preflight else None
-        if config.operation not in (Operation.CREATE, Operation.UPDATE, Operation.UPSERT):
-            validate = None
-        creating = config.operation is Operation.CREATE
-        rows = _as_rows(self._source)
-        journal = self._journal if self._mode == RESUME else None
-        finished = _Cursor(journal.finished_rows() if journal else None)
-        in_flight = _Cursor(journal.sent_unfinished_rows() if journal and creating else None)
-        try:
-            async for raw in rows:
-                self._rows_read += 1
-                if finished.has(raw.row):
-                    self._skipped += 1
-                    continue
-                if raw.data is None:
-                    writer.record_unparsed(raw.row, raw.line, raw.error or "unreadable record")
-                    continue
-                try:
-                    item = normalize(raw.row, raw.data)
-                except InputError as exc:
-                    _reject_input(writer, raw, INPUT_ERROR, str(exc), exc.field)
-                    continue
-                if validate is not None:
-                    errors = validate(item.properties, creating=creating)
-                    if errors:
-                        message = "; ".join(e.message for e in errors)
-                        fields = [e.property for e in errors]
-                        writer.record(
-                            Outcome(
-                                item,
-                                False,
-                                category=PREFLIGHT,
-                                message=message,
-                                extra={"properties": fields, "codes": [e.code for e in errors]},
-                            )
-                        )
-                        continue
-                if in_flight.has(raw.row):
-                    # Sent before the crash with no outcome: it may exist in HubSpot.
-                    item.ambiguous = True
-                    item.attempts = 1
-                    if config.id_property:
-                        item.verify_next = True
-                    else:
-                        writer.record(
-                            Outcome(item, False, category=AMBIGUOUS, message=_IN_FLIGHT_AMBIGUOUS)
-                        )
-                        continue
-                if not await scheduler.put(item):
-                    break
-        finally:
-            self._reading_done = True
-            scheduler.close_intake()
-            aclose = getattr(rows, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
-
-    async def _load_schema(
-        self, transport: Transport, dispatcher: Dispatcher
-    ) -> PropertySchema | None:
-        """Fetch the object's properties once; also where a bad token or URL shows first."""
-        config = self.config
-        request = HttpRequest("GET", f"/crm/v3/properties/{config.object_type}")
-        for attempt in range(1, config.max_attempts + 1):
-            sent_at = await self.limiter.wait_turn()
-            dispatcher.stats.requests += 1
-            try:
-                response = await transport.send(request)
-            except TransportFailure as failure:
-                if failure.kind == "connect":
-                    dispatcher.stop(StopReason.UNREACHABLE, str(failure))
-                    return None
-                await anyio.sleep(dispatcher.backoff(attempt))
-                continue
-            dispatcher.stats.by_status[response.status] += 1
-            dispatcher.observe(response, sent_at)
-            status = response.status
-            if status == 200:
-                body = response.json()
-                schema = PropertySchema.from_hubspot(
-                    body if isinstance(body, Mapping) else {}, object_type=config.object_type
-                )
+        request = HttpRequest("GET", _properties_path(config))
+        attempt = 0
+        while True:
+            answer = await channel.call(request, "schema")
+            if answer is None:
+                return None
+            ctx = Context(
+                operation=config.operation,
+                retry=config.retry,
+                answered_before=channel.answered,
+                hubspot_seen=channel.hubspot_seen,
+                in_outage=channel.in_outage,
+                host=channel.host,
+                rng=self._rng,
+            )
+            verdict = decide_schema(answer, attempt + 1, ctx, what=repr(config.object_type))
+            if isinstance(verdict, SchemaBody):
+                schema = PropertySchema.from_hubspot(verdict.body, object_type=config.object_type)
                 problem = _id_property_problem(config, schema)
                 if problem:
-                    dispatcher.stop(StopReason.CONFIG, problem)
+                    self.latch.set(Stop(StopReason.CONFIG, problem))
                     return None
                 return schema
-            if status in (401, 403):
-                dispatcher.auth_failure(response)
+            if verdict is None:
+                return None  # the schema could not be had; HubSpot validates on its side
+            if isinstance(verdict, Halt):
+                self.latch.set(verdict.stop)
                 return None
-            if status in (400, 404):
-                dispatcher.stop(
-                    StopReason.CONFIG,
-                    f"cannot read the properties of {config.object_type!r} "
-                    f"(HTTP {status}: {error_message(response.json(), response)}). "
-                    "Check --object and --base-url.",
-                )
-                return None
-            if status == 429:
-                pause = dispatcher.throttled(response)
-                if pause is None:
-                    return None
-                await anyio.sleep(pause)
-                continue
-            await anyio.sleep(dispatcher.backoff(attempt))
-        # The schema could not be had; the job can still run, HubSpot validates on its side.
+            if isinstance(verdict, Throttle):
+                await anyio.sleep(channel.throttle(verdict.policy, verdict.retry_after))
+            elif isinstance(verdict, Wait):  # pragma: no branch
+                attempt += verdict.charge
+                await anyio.sleep(verdict.delay)
+
+
+class _Committer:
+    """Commits finished outcomes 20 ms after the first one since the last commit, and writes
+    the result files with a commit at least every second: at HubSpot's pace that is every
+    batch; in a fast job it folds many batches into one transaction. A crash loses at most
+    the batches in flight and 20 ms of finished ones, which a resume redoes safely (creates
+    among them are marked sent and read back)."""
+
+    def __init__(self, journal: Journal | None, writer: ResultWriter) -> None:
+        self._journal = journal
+        self._writer = writer
+        self._dirty = anyio.Event()
+        self._flushed = 0.0
+
+    def dirty(self) -> None:
+        self._dirty.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await anyio.sleep(_COMMIT_EVERY_S)
+            self._dirty = anyio.Event()
+            if self._journal is not None:
+                self._journal.commit()
+            now = time.monotonic()
+            if now - self._flushed >= _FLUSH_FILES_EVERY_S:
+                self._flushed = now
+                self._writer.flush()
+
+
+class _Borrowed:
+    """A caller's transport: used, not opened or closed."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def __aenter__(self) -> Transport:
+        return self._transport
+
+    async def __aexit__(self, *exc: object) -> None:
         return None
 
 
-_IN_FLIGHT_AMBIGUOUS = (
-    "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
-    "not sent again, to avoid a duplicate; run jobs with --id-property <a unique property> so "
-    "bulkops can check, or look the record up and feed this row back only if it is missing."
-)
+def _waiting_text(waiting: Waiting | None) -> str | None:
+    if waiting is None:
+        return None
+    left = waiting.until - anyio.current_time()
+    if left <= 0:
+        return None
+    until = time.strftime("%H:%M:%S", time.localtime(time.time() + left))
+    return f"{waiting.reason}; until {until}"
 
 
-class _Cursor:
-    """Walks an ascending stream of row numbers alongside the input (a merge join): constant
-    memory however many rows a resumed job has finished."""
+def _host_of(base_url: str) -> str:
+    from urllib.parse import urlsplit
 
-    def __init__(self, rows: Iterator[int] | None) -> None:
-        self._rows = rows
-        self._next = next(rows, None) if rows is not None else None
+    return urlsplit(base_url).netloc.rpartition("@")[2]
 
-    def has(self, row: int) -> bool:
-        rows = self._rows
-        if rows is None:
-            return False
-        while self._next is not None and self._next < row:
-            self._next = next(rows, None)
-        return self._next == row
+
+def _truncate_results(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (SUCCEEDED, FAILED):
+        (folder / name).write_bytes(b"")
 
 
 def _rebuild_files(journal: Journal, out_dir: Path) -> None:
-    """Rewrite succeeded/failed.jsonl from the journal (after a retry changed some rows)."""
-    with (out_dir / SUCCEEDED).open("wb") as ok, (out_dir / FAILED).open("wb") as bad:
+    """Rewrite succeeded/failed.jsonl from the journal, atomically (temp file + rename)."""
+    tmp_ok, tmp_bad = out_dir / f".{SUCCEEDED}.tmp", out_dir / f".{FAILED}.tmp"
+    with tmp_ok.open("wb") as ok, tmp_bad.open("wb") as bad:
         for succeeded, line in journal.lines():
             (ok if succeeded else bad).write(line + b"\n")
-    shutil.rmtree(out_dir / ".retry", ignore_errors=True)
-
-
-def _reject_input(
-    writer: ResultWriter, raw: RawRow, category: str, message: str, field: str | None
-) -> None:
-    item = Item(raw.row, raw.data or {}, {})
-    extra = {"property": field} if field else {}
-    writer.record(Outcome(item, False, category=category, message=message, extra=extra))
+        for f in (ok, bad):
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp_ok, out_dir / SUCCEEDED)
+    os.replace(tmp_bad, out_dir / FAILED)
 
 
 def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | None:
@@ -477,30 +512,38 @@ def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | Non
     return None
 
 
-def _dialect(config: JobConfig) -> Dialect:
+def _properties_path(config: JobConfig) -> str:
+    object_type = "tickets" if config.api is Api.V1 else config.object_type
+    return f"/crm/v3/properties/{object_type}"
+
+
+def _dialects(config: JobConfig) -> Dialects:
+    write: Dialect
     if config.api is Api.V1:
-        return V1Dialect(
+        write = V1Dialect(
             config.operation, id_property=config.id_property, properties=config.properties
         )
-    return V3Dialect(
-        config.operation,
-        config.object_type,
-        id_property=config.id_property,
-        properties=config.properties,
-        properties_with_history=config.properties_with_history,
-        archived=config.archived,
-    )
-
-
-def _verify_dialect(config: JobConfig) -> Dialect | None:
-    """Creates with a unique property are settled by a v3 read on it (v1 tickets are the same
-    records, so this serves the v1 dialect too)."""
-    if config.operation is not Operation.CREATE or not config.id_property:
-        return None
-    object_type = "tickets" if config.api is Api.V1 else config.object_type
-    return V3Dialect(
-        Operation.READ, object_type, id_property=config.id_property, properties=[config.id_property]
-    )
+    else:
+        write = V3Dialect(
+            config.operation,
+            config.object_type,
+            id_property=config.id_property,
+            properties=config.properties,
+            properties_with_history=config.properties_with_history,
+            archived=config.archived,
+        )
+    read_back = None
+    if config.operation is Operation.CREATE and config.id_property:
+        # Creates with a unique property are settled by a v3 read on it (v1 tickets are the
+        # same records, so this serves the v1 dialect too).
+        object_type = "tickets" if config.api is Api.V1 else config.object_type
+        read_back = V3Dialect(
+            Operation.READ,
+            object_type,
+            id_property=config.id_property,
+            properties=[config.id_property],
+        )
+    return Dialects(write, read_back)
 
 
 def _as_rows(source: Source) -> AsyncIterable[RawRow]:
@@ -529,13 +572,14 @@ async def run_job(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
+    transport: Transport | None = None,
 ) -> JobReport:
     """Run one job to the end and return its report (also written to ``out_dir/report.json``).
 
     ``source`` is a path (CSV, TSV, JSONL; "-" for stdin), or any iterable or async iterable of
     dicts. Results go to ``config.out_dir``.
     """
-    job = Job(config, source)
+    job = Job(config, source, transport=transport)
     if on_progress is None:
         return await job.run()
     result: list[JobReport] = []

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -46,8 +46,6 @@ class LimiterStats:
     ceiling: int  # the account's limit (learned from headers, else configured)
     window: float
     others: float  # estimated requests per window used by other integrations
-    sent: int
-    throttled: Mapping[str, int]
     daily_remaining: int | None
     daily_limit: int | None
 
@@ -80,8 +78,7 @@ class RateLimiter:
         self._others = 0.0
         self._seen_ceiling = 0  # Max header last seen, even while unlimited
         self._last_decrease = -math.inf
-        self.sent = 0
-        self.throttled: Counter[str] = Counter()
+        self._sends = 0  # for the repr only: JobStats counts the job's requests
         self.daily_remaining: int | None = None
         self.daily_limit: int | None = None
 
@@ -118,7 +115,7 @@ class RateLimiter:
             # not another integration's.
             self._log.append(now)
             self._prune(now)
-            self.sent += 1
+            self._sends += 1
             return now
         while True:
             now = self._clock()
@@ -131,7 +128,7 @@ class RateLimiter:
                 # (up to a quarter spacing; after a longer stall it restarts from now).
                 on_time = now - self._next_at <= spacing / 4
                 self._next_at = (self._next_at if on_time else now) + spacing
-                self.sent += 1
+                self._sends += 1
                 return now
             await self._sleep(t - now)
 
@@ -196,7 +193,6 @@ class RateLimiter:
 
     def on_rate_limited(self, policy: str, retry_after: float | None) -> float:
         """A 429: pause every sender and slow down. Returns the pause in seconds."""
-        self.throttled[policy] += 1
         now = self._clock()
         if self._unlimited and self._adaptive and self._seen_ceiling:
             # Told "no limit" but the server has one: pace by what its headers said from now on.
@@ -224,8 +220,6 @@ class RateLimiter:
             ceiling=self._ceiling,
             window=self._interval,
             others=round(self._others, 1),
-            sent=self.sent,
-            throttled=dict(self.throttled),
             daily_remaining=self.daily_remaining,
             daily_limit=self.daily_limit,
         )
@@ -239,5 +233,5 @@ class RateLimiter:
         lim = "unlimited" if self._unlimited else f"{self._limit:.1f}/{self.window:.2f}s"
         return (
             f"<RateLimiter {lim} ceiling={self._ceiling} others={self._others:.1f} "
-            f"sent={self.sent}>"
+            f"sends={self._sends}>"
         )

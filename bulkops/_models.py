@@ -44,7 +44,7 @@ class Api(enum.StrEnum):
 
 class Phase(enum.Enum):
     """What a batch does: the job's own operation, or a read-back that settles a create whose
-    outcome was unknown (timeout, reset, 5xx)."""
+    outcome was unknown (timeout, reset, 5xx, a resumed job's creates in flight)."""
 
     WRITE = "write"
     VERIFY = "verify"
@@ -57,6 +57,11 @@ class Item:
     ``row`` is the 1-based input record number and the only identity an item has: the trace id
     sent to HubSpot is derived from it, and results are matched back through it, never through
     the position in a batch.
+
+    Two fields change while the item is in the engine, both only where a verdict is applied
+    (``_worker``): ``attempts`` counts attempts that were the record's own (a 429 or an
+    isolation split is not), and ``maybe_written`` becomes true once a write of it may have
+    reached HubSpot without an answer saying so (it never becomes false again).
     """
 
     row: int
@@ -68,13 +73,7 @@ class Item:
     # until the earlier one has finished, so writes to one record keep their input order.
     key: str | None = None
     attempts: int = 0
-    # Set once a write of this item was sent and its outcome is unknown; an upsert's ``new``
-    # flag from a later attempt then no longer tells whether *this job* created the record.
-    ambiguous: bool = False
-    last_error: str | None = None
-    # Send a read-back before any write (a resumed create that was in flight at the crash).
-    verify_next: bool = False
-    done: bool = False  # has its final outcome
+    maybe_written: bool = False
 
     @property
     def trace_id(self) -> str:

@@ -98,6 +98,8 @@ class ProgressDisplay:
             rest.append(limit)
         if p.daily_remaining is not None:
             rest.append(f"daily left {p.daily_remaining:,}")
+        if p.waiting:
+            rest.append(f"waiting: {p.waiting}")
         if p.stopping:
             rest.append(f"STOPPING: {p.stopping}")
         return parts, rest
@@ -121,38 +123,41 @@ class ProgressDisplay:
 
 
 def format_summary(report: JobReport) -> str:
-    d = report.data
-    rows, req, rl = d["rows"], d["requests"], d["rate_limit"]
+    rows, req, rl, job = report.rows, report.requests, report.rate_limit, report.job
+    deleting = job.api == "v1" and job.operation == "archive"
     lines = [
-        f"bulkops {d['job']['operation']} {d['job']['object_type']}: {d['status']}"
-        + (f" ({d['stop']['reason']})" if d["stop"] else ""),
-        f"  rows: {rows['read']:,} read, {rows['succeeded']:,} succeeded, "
-        f"{rows['failed']:,} failed, {rows['unprocessed']:,} unprocessed",
+        f"bulkops {job.operation} {job.object_type}: {report.status}"
+        + (f" ({report.stop.reason})" if report.stop else ""),
+        f"  rows: {rows.read:,} read, {rows.succeeded:,} "
+        + ("deleted" if deleting else "succeeded")
+        + f", {rows.failed:,} failed, {rows.unprocessed:,} unprocessed",
     ]
-    w = d["written"]
-    if w["created"] or w["updated"] or w["new_unknown"]:
+    w = report.written
+    if w.created or w.updated or w.new_unknown:
         lines.append(
-            f"  written: {w['created']:,} new, {w['updated']:,} updated"
-            + (f", {w['new_unknown']:,} new-or-updated" if w["new_unknown"] else "")
+            f"  written: {w.created:,} new, {w.updated:,} updated"
+            + (f", {w.new_unknown:,} new-or-updated" if w.new_unknown else "")
         )
-    if d["failed_by_category"]:
-        cats = ", ".join(f"{k} {v:,}" for k, v in sorted(d["failed_by_category"].items()))
+    if report.failed_by_category:
+        cats = ", ".join(f"{k} {v:,}" for k, v in sorted(report.failed_by_category.items()))
         lines.append(f"  failed by category: {cats}")
+    kinds = req.by_kind
     lines.append(
-        f"  requests: {req['total']:,} ({req['verify']:,} read-backs, {req['isolation']:,} "
-        f"isolation, {req['resent_batches']:,} resends); 429s: {rl['429_by_policy'] or 0}"
+        f"  requests: {req.total:,} to {job.host} ({kinds.get('verify', 0):,} read-backs, "
+        f"{kinds.get('isolation', 0):,} isolation, {req.resent_batches:,} resends); "
+        f"429s: {dict(rl.by_policy_429) or 0}"
     )
-    share = rl["share_of_ceiling"]
+    share = rl.share_of_ceiling
     lines.append(
-        f"  {d['duration_s']:.1f}s, {d['records_per_s']:,.0f} records/s, "
-        f"{rl['requests_per_s']:.2f} req/s"
+        f"  {report.duration_s:.1f}s, {report.records_per_s:,.0f} records/s, "
+        f"{rl.requests_per_s:.2f} req/s"
         + (
-            f" = {100 * share:.1f}% of the {rl['learned_ceiling']}/{rl['interval_s']:g}s ceiling"
+            f" = {100 * share:.1f}% of the {rl.learned_ceiling}/{rl.interval_s:g}s ceiling"
             if share is not None
             else ""
         )
     )
-    if d["stop"]:
-        lines.append(f"  stopped: {d['stop']['message']}")
-    lines.append(f"  results: {d['job']['out_dir']}/(succeeded|failed).jsonl, report.json")
+    if report.stop:
+        lines.append(f"  stopped: {report.stop.message}")
+    lines.append(f"  results: {job.out_dir}/(succeeded|failed).jsonl, report.json")
     return "\n".join(lines)

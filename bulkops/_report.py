@@ -1,174 +1,315 @@
-"""What ``report.json`` says: one run's counts, and for a journaled job the whole job's."""
+"""What ``report.json`` says, as typed values: one run's counts, and for a journaled job the
+whole job's (every run summed), so a resumed job reports as if it had never stopped.
+
+The report is built from :class:`~bulkops._stats.JobStats` (this run) and the journal (the
+whole job, counted after the last commit, so it always equals the result files).
+"""
 
 from __future__ import annotations
 
+import enum
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ._config import JobConfig
-from ._dispatcher import JobStats, StopReason
-from ._journal import Journal
 from ._limiter import LimiterStats
-from ._results import ResultWriter
+from ._stats import JobStats, Stop, StopReason
 
-__all__ = ["JobReport", "run_report", "whole_job_report"]
+__all__ = [
+    "JobInfo",
+    "JobReport",
+    "JobStatus",
+    "RateLimitReport",
+    "RequestCounts",
+    "RowCounts",
+    "RunInfo",
+    "Written",
+    "run_report",
+    "whole_job_report",
+]
 
-# Stop reasons that mean "fix the command or the environment" (exit 2) rather than "the job
-# was cut short and can be resumed" (exit 3).
-_CONFIG_STOPS = frozenset({StopReason.CONFIG, StopReason.UNREACHABLE})
+REPORT_VERSION = 2
+
+
+class JobStatus(enum.StrEnum):
+    COMPLETE = "complete"  # every input row has an outcome
+    STOPPED = "stopped"  # a stop (see ``stop``): resumable or fix-first
+    CANCELLED = "cancelled"  # cancelled at once: requests in flight were abandoned
+    ERROR = "error"  # an unexpected exception (in a Python source, say); see ``stop.message``
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    operation: str
+    object_type: str
+    api: str
+    host: str
+    id_property: str | None
+    input: str
+    out_dir: str
+    started_at: str
+    finished_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RowCounts:
+    read: int
+    succeeded: int
+    failed: int
+    unprocessed: int
+    input_exhausted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    created: int
+    updated: int
+    new_unknown: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    total: int
+    by_kind: Mapping[str, int]
+    by_status: Mapping[str, int]
+    transport_failures: Mapping[str, int]
+    resent_batches: int
+    splits: int
+
+    @property
+    def throttled(self) -> int:
+        return int(self.by_status.get("429", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitReport:
+    configured: int | None
+    learned_ceiling: int
+    interval_s: float
+    current_limit: float
+    others_estimate: float
+    by_policy_429: Mapping[str, int]
+    daily_limit: int | None
+    daily_remaining: int | None
+    requests_per_s: float
+    # Accepted requests per second over the ceiling; None when it would mean nothing (no
+    # known ceiling, or a run shorter than one window).
+    share_of_ceiling: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    mode: str
+    duration_s: float
+    records_per_s: float
+    requests: int
+    skipped_finished_rows: int
 
 
 @dataclass(frozen=True, slots=True)
 class JobReport:
-    data: dict[str, Any]
+    status: JobStatus
+    stop: Stop | None
+    job: JobInfo
+    rows: RowCounts
+    written: Written
+    failed_by_category: Mapping[str, int]
+    requests: RequestCounts
+    rate_limit: RateLimitReport
+    duration_s: float
+    records_per_s: float
+    runs: int = 1
+    this_run: RunInfo | None = None
+    warnings: tuple[str, ...] = ()
+    version: int = field(default=REPORT_VERSION)
 
     @property
     def succeeded(self) -> int:
-        return int(self.data["rows"]["succeeded"])
+        return self.rows.succeeded
 
     @property
     def failed(self) -> int:
-        return int(self.data["rows"]["failed"])
+        return self.rows.failed
 
     @property
-    def stop_reason(self) -> str | None:
-        stop = self.data.get("stop")
-        return None if stop is None else str(stop["reason"])
+    def stop_reason(self) -> StopReason | None:
+        return None if self.stop is None else self.stop.reason
 
     @property
     def exit_code(self) -> int:
         """0 all written, 1 some records failed, 2 config error, 3 stopped (resumable)."""
-        reason = self.stop_reason
-        if reason in _CONFIG_STOPS:
-            return 2
-        if reason is not None:
+        if self.stop is not None:
+            return self.stop.reason.exit_code
+        if self.status is not JobStatus.COMPLETE:
             return 3
         return 1 if self.failed else 0
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rate_limit"]["429_by_policy"] = data["rate_limit"].pop("by_policy_429")
+        data["stop"] = (
+            None
+            if self.stop is None
+            else {"reason": self.stop.reason.value, "message": self.stop.message}
+        )
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobReport:
+        """A report read back from ``report.json`` or the journal's run history."""
+        stop = data.get("stop")
+        rl = dict(data["rate_limit"])
+        rl["by_policy_429"] = rl.pop("429_by_policy", {})
+        run = data.get("this_run")
+        return cls(
+            status=JobStatus(data["status"]),
+            stop=None if not stop else Stop(StopReason(stop["reason"]), str(stop["message"])),
+            job=JobInfo(**data["job"]),
+            rows=RowCounts(**data["rows"]),
+            written=Written(**data["written"]),
+            failed_by_category=dict(data["failed_by_category"]),
+            requests=RequestCounts(**data["requests"]),
+            rate_limit=RateLimitReport(**rl),
+            duration_s=float(data["duration_s"]),
+            records_per_s=float(data["records_per_s"]),
+            runs=int(data.get("runs", 1)),
+            this_run=None if not run else RunInfo(**run),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
+
+def _share(accepted: int, elapsed: float, ceiling: int, interval: float) -> float | None:
+    if not ceiling or elapsed < interval or accepted <= 0:
+        return None
+    return round(accepted / elapsed / (ceiling / interval), 4)
+
 
 def run_report(
-    config: JobConfig,
     *,
-    input_name: str,
-    started_wall: float,
+    job: JobInfo,
+    configured_limit: int | None,
+    status: JobStatus,
+    stop: Stop | None,
     elapsed: float,
     rows_read: int,
     reading_done: bool,
-    writer: ResultWriter,
-    stats: JobStats | None,
+    stats: JobStats,
     limiter: LimiterStats,
-    stop_reason: str | None,
+    warnings: Sequence[str] = (),
 ) -> JobReport:
     """This run's report: what ``report.json`` holds for a job that ran once."""
     ls = limiter
-    finished = writer.succeeded + writer.failed
-    interval = ls.window
-    requests = stats.requests if stats else 0
+    requests = stats.total_requests
     # 429s are not counted in HubSpot's window; what counts against the ceiling is the rest.
-    accepted = requests - sum(ls.throttled.values())
-    ceiling_rps = ls.ceiling / interval if ls.ceiling else None
-    data: dict[str, Any] = {
-        "status": "stopped" if stop_reason else "complete",
-        "stop": None
-        if stop_reason is None
-        else {
-            "reason": stop_reason,
-            "message": stats.stop_message if stats else None,
-        },
-        "job": {
-            "operation": config.operation.value,
-            "object_type": config.object_type,
-            "api": config.api.value,
-            "base_url": config.base_url,
-            "id_property": config.id_property,
-            "input": input_name,
-            "out_dir": str(config.out_dir),
-            "started_at": _iso(started_wall),
-            "finished_at": _iso(time.time()),
-        },
-        "rows": {
-            "read": rows_read,
-            "succeeded": writer.succeeded,
-            "failed": writer.failed,
-            "unprocessed": max(0, rows_read - finished),
-            "input_exhausted": reading_done and stop_reason is None,
-        },
-        "written": {
-            "created": writer.created,
-            "updated": writer.updated,
-            "new_unknown": writer.new_unknown,
-        },
-        "failed_by_category": dict(writer.failed_by_category),
-        "requests": {
-            "total": requests,
-            "write": stats.write_requests if stats else 0,
-            "verify": stats.verify_requests if stats else 0,
-            "isolation": stats.isolation_requests if stats else 0,
-            "resent_batches": stats.resent_batches if stats else 0,
-            "splits": stats.splits if stats else 0,
-            "by_status": {str(k): v for k, v in sorted(stats.by_status.items())} if stats else {},
-            "transport_failures": dict(stats.transport_failures) if stats else {},
-        },
-        "rate_limit": {
-            "configured": config.rate_limit,
-            "learned_ceiling": ls.ceiling,
-            "interval_s": interval,
-            "current_limit": ls.limit,
-            "others_estimate": ls.others,
-            "429_by_policy": dict(ls.throttled),
-            "daily_limit": ls.daily_limit,
-            "daily_remaining": ls.daily_remaining,
-            "requests_per_s": round(accepted / elapsed, 2) if elapsed else 0.0,
-            "share_of_ceiling": (
-                round(accepted / elapsed / ceiling_rps, 4) if elapsed and ceiling_rps else None
-            ),
-        },
-        "duration_s": round(elapsed, 3),
-        "records_per_s": round(finished / elapsed, 1) if elapsed else 0.0,
-    }
-    return JobReport(data)
+    accepted = requests - stats.by_status.get(429, 0)
+    return JobReport(
+        status=status,
+        stop=stop,
+        job=job,
+        rows=RowCounts(
+            read=rows_read,
+            succeeded=stats.succeeded,
+            failed=stats.failed,
+            unprocessed=max(0, rows_read - stats.finished),
+            input_exhausted=reading_done and status is not JobStatus.ERROR,
+        ),
+        written=Written(stats.created, stats.updated, stats.new_unknown),
+        failed_by_category=dict(stats.failed_by_category),
+        requests=RequestCounts(
+            total=requests,
+            by_kind=dict(sorted(stats.requests.items())),
+            by_status={str(k): v for k, v in sorted(stats.by_status.items())},
+            transport_failures=dict(stats.transport_failures),
+            resent_batches=stats.resent_batches,
+            splits=stats.splits,
+        ),
+        rate_limit=RateLimitReport(
+            configured=configured_limit,
+            learned_ceiling=ls.ceiling,
+            interval_s=ls.window,
+            current_limit=ls.limit,
+            others_estimate=ls.others,
+            by_policy_429=dict(stats.throttled),
+            daily_limit=ls.daily_limit,
+            daily_remaining=ls.daily_remaining,
+            requests_per_s=round(accepted / elapsed, 2) if elapsed else 0.0,
+            share_of_ceiling=_share(accepted, elapsed, ls.ceiling, ls.window),
+        ),
+        duration_s=round(elapsed, 3),
+        records_per_s=round(stats.finished / elapsed, 1) if elapsed else 0.0,
+        warnings=tuple(warnings),
+    )
 
 
-def whole_job_report(journal: Journal, report: JobReport, *, mode: str, skipped: int) -> JobReport:
-    """This run's report, with the row counts of the whole job and requests summed over
-    every run, so a resumed job reports as if it had never stopped."""
-    this_run = report.data
-    journal.add_run(this_run)
-    runs = journal.runs()
-    totals = journal.counts()
-    data = dict(this_run)
-    read = max(int(r["rows"]["read"]) for r in runs)
-    finished = totals["succeeded"] + totals["failed"]
-    data["rows"] = {
-        **this_run["rows"],
-        "read": read,
-        "succeeded": totals["succeeded"],
-        "failed": totals["failed"],
-        "unprocessed": max(0, read - finished),
-    }
-    data["written"] = {
-        "created": totals["created"],
-        "updated": totals["updated"],
-        "new_unknown": sum(int(r["written"]["new_unknown"]) for r in runs),
-    }
-    data["failed_by_category"] = totals["failed_by_category"]
-    requests = {k: v for k, v in this_run["requests"].items() if isinstance(v, int)}
-    for key in requests:
-        requests[key] = sum(int(r["requests"].get(key, 0)) for r in runs)
-    data["requests"] = {**this_run["requests"], **requests}
-    data["runs"] = len(runs)
-    data["duration_s"] = round(sum(float(r["duration_s"]) for r in runs), 3)
-    data["records_per_s"] = round(finished / data["duration_s"], 1) if finished else 0.0
-    data["this_run"] = {
-        "mode": mode,
-        "duration_s": this_run["duration_s"],
-        "records_per_s": this_run["records_per_s"],
-        "requests": this_run["requests"]["total"],
-        "skipped_finished_rows": skipped,
-    }
-    return JobReport(data)
+def _sum(counters: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for c in counters:
+        total.update({k: int(v) for k, v in c.items()})
+    return dict(sorted(total.items()))
 
 
-def _iso(t: float) -> str:
+def whole_job_report(
+    this_run: JobReport,
+    earlier: Sequence[JobReport],
+    totals: Mapping[str, Any],
+    *,
+    mode: str,
+    skipped: int,
+) -> JobReport:
+    """This run's report with the row counts of the whole job (``totals``: the journal's
+    counts after the last commit) and requests, statuses and 429s summed over every run."""
+    runs = [*earlier, this_run]
+    read = max(r.rows.read for r in runs)
+    finished = int(totals["succeeded"]) + int(totals["failed"])
+    duration = round(sum(r.duration_s for r in runs), 3)
+    reqs = [r.requests for r in runs]
+    requests = RequestCounts(
+        total=sum(r.total for r in reqs),
+        by_kind=_sum([r.by_kind for r in reqs]),
+        by_status=_sum([r.by_status for r in reqs]),
+        transport_failures=_sum([r.transport_failures for r in reqs]),
+        resent_batches=sum(r.resent_batches for r in reqs),
+        splits=sum(r.splits for r in reqs),
+    )
+    accepted = requests.total - requests.throttled
+    rl = this_run.rate_limit
+    return replace(
+        this_run,
+        rows=replace(
+            this_run.rows,
+            read=read,
+            succeeded=int(totals["succeeded"]),
+            failed=int(totals["failed"]),
+            unprocessed=max(0, read - finished),
+        ),
+        written=Written(
+            created=int(totals["created"]),
+            updated=int(totals["updated"]),
+            new_unknown=sum(r.written.new_unknown for r in runs),
+        ),
+        failed_by_category=dict(totals["failed_by_category"]),
+        requests=requests,
+        rate_limit=replace(
+            rl,
+            by_policy_429=_sum([r.rate_limit.by_policy_429 for r in runs]),
+            requests_per_s=round(accepted / duration, 2) if duration else 0.0,
+            share_of_ceiling=_share(accepted, duration, rl.learned_ceiling, rl.interval_s),
+        ),
+        duration_s=duration,
+        records_per_s=round(finished / duration, 1) if duration else 0.0,
+        runs=len(runs),
+        this_run=RunInfo(
+            mode=mode,
+            duration_s=this_run.duration_s,
+            records_per_s=this_run.records_per_s,
+            requests=this_run.requests.total,
+            skipped_finished_rows=skipped,
+        ),
+    )
+
+
+def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

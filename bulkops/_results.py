@@ -1,114 +1,108 @@
-"""Result files: ``succeeded.jsonl``, ``failed.jsonl`` and the counters behind ``report.json``.
+"""Result files: ``succeeded.jsonl`` and ``failed.jsonl``.
 
 Every input row ends in exactly one of the two files, with its 1-based row number. A failed
 line keeps the original input under ``input``, so ``failed.jsonl`` can be fed straight back as
 the input of another job (the JSONL reader unwraps it).
+
+Lines are buffered here and written whole by :meth:`ResultWriter.flush` (the engine flushes with
+every journal commit, at most a second apart, and at the end), so a file on disk never ends in
+half a line and never holds a row the journal does not: after any stop, what is on disk is
+usable, and a resume rebuilds the files from the journal.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+import os
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from ._journal import Journal
 from ._models import Outcome
 
-__all__ = ["FAILED", "SUCCEEDED", "ResultWriter"]
+__all__ = ["FAILED", "SUCCEEDED", "ResultWriter", "failed_line", "succeeded_line"]
 
 SUCCEEDED = "succeeded.jsonl"
 FAILED = "failed.jsonl"
 
-_BUFFER = 1 << 20
+_FLUSH_BYTES = 1 << 20
+
+
+def _default(value: Any) -> Any:
+    # An input value orjson cannot encode (Decimal, a numpy scalar...) must not crash the job
+    # while its failure is written: keep its text, which reads back as the same value.
+    return str(value)
+
+
+def succeeded_line(outcome: Outcome) -> bytes:
+    item = outcome.item
+    line: dict[str, Any] = {"row": item.row, "id": outcome.hubspot_id}
+    if outcome.new is not None or item.maybe_written:
+        line["new"] = outcome.new
+    if outcome.properties is not None:
+        line["properties"] = outcome.properties
+    if outcome.extra:
+        line.update(outcome.extra)
+    return orjson.dumps(line, default=_default)
+
+
+def failed_line(outcome: Outcome, *, source_line: int | None = None) -> bytes:
+    item = outcome.item
+    error: dict[str, Any] = {
+        "category": outcome.category or "ERROR",
+        "message": outcome.message or "",
+    }
+    if outcome.extra:
+        error.update(outcome.extra)
+    line: dict[str, Any] = {"row": item.row}
+    if source_line is not None:
+        # A record the reader could not parse: there is no input to keep, only where it was.
+        line["line"] = source_line
+    line.update(
+        error=error, attempts=item.attempts, input=item.raw if source_line is None else None
+    )
+    return orjson.dumps(line, default=_default)
 
 
 class ResultWriter:
-    """Appends outcome lines; counts them. Writes are buffered and synchronous: a line costs a
-    microsecond or two, far less than handing it to a thread."""
+    """Appends outcome lines (and journals them). Synchronous: a line costs a microsecond or
+    two, far less than handing it to a thread."""
 
-    def __init__(
-        self,
-        out_dir: Path,
-        *,
-        journal: Journal | None = None,
-        files_dir: Path | None = None,
-        replay: Iterable[tuple[bool, bytes]] = (),
-    ) -> None:
-        """``replay``: lines to write first (a resumed job's finished rows, from the journal);
-        ``files_dir``: where the two files go, when not ``out_dir`` itself."""
-        self.out_dir = out_dir
-        files_dir = files_dir or out_dir
+    def __init__(self, files_dir: Path, *, journal: Journal | None = None) -> None:
         files_dir.mkdir(parents=True, exist_ok=True)
-        self._ok: IO[bytes] = open(files_dir / SUCCEEDED, "wb", buffering=_BUFFER)
-        self._bad: IO[bytes] = open(files_dir / FAILED, "wb", buffering=_BUFFER)
+        self.files_dir = files_dir
+        self._ok = open(files_dir / SUCCEEDED, "ab", buffering=0)
+        self._bad = open(files_dir / FAILED, "ab", buffering=0)
+        self._ok_buf = bytearray()
+        self._bad_buf = bytearray()
         self._journal = journal
-        for ok, line in replay:
-            (self._ok if ok else self._bad).write(line + b"\n")
-        self.succeeded = 0
-        self.failed = 0
-        self.created = 0
-        self.updated = 0
-        self.new_unknown = 0
-        self.failed_by_category: Counter[str] = Counter()
 
-    def record(self, outcome: Outcome) -> None:
-        item = outcome.item
+    def record(self, outcome: Outcome, *, source_line: int | None = None) -> None:
         if outcome.ok:
-            line: dict[str, Any] = {"row": item.row, "id": outcome.hubspot_id}
-            if outcome.new is not None or item.ambiguous:
-                line["new"] = outcome.new
-                if outcome.new is True:
-                    self.created += 1
-                elif outcome.new is False:
-                    self.updated += 1
-                else:
-                    self.new_unknown += 1
-            if outcome.properties is not None:
-                line["properties"] = outcome.properties
-            if outcome.extra:
-                line.update(outcome.extra)
-            data = orjson.dumps(line)
-            self._ok.write(data + b"\n")
-            self.succeeded += 1
-            category: str | None = None
+            data = succeeded_line(outcome)
+            self._ok_buf += data + b"\n"
+            category = None
         else:
+            data = failed_line(outcome, source_line=source_line)
+            self._bad_buf += data + b"\n"
             category = outcome.category or "ERROR"
-            error: dict[str, Any] = {"category": category, "message": outcome.message or ""}
-            if outcome.extra:
-                error.update(outcome.extra)
-            line = {"row": item.row, "error": error, "attempts": item.attempts, "input": item.raw}
-            data = orjson.dumps(line)
-            self._bad.write(data + b"\n")
-            self.failed += 1
-            self.failed_by_category[category] += 1
         if self._journal is not None:
-            self._journal.record(item.row, outcome.ok, data, category, outcome.new)
-
-    def record_unparsed(self, row: int, line: int, message: str) -> None:
-        """A row the reader could not parse: there is no input to keep, only where it was."""
-        record = {
-            "row": row,
-            "line": line,
-            "error": {"category": "INPUT_ERROR", "message": message},
-            "attempts": 0,
-            "input": None,
-        }
-        data = orjson.dumps(record)
-        self._bad.write(data + b"\n")
-        self.failed += 1
-        self.failed_by_category["INPUT_ERROR"] += 1
-        if self._journal is not None:
-            self._journal.record(row, False, data, "INPUT_ERROR", None)
+            self._journal.record(outcome.item.row, outcome.ok, data, category, outcome.new)
+        if len(self._ok_buf) + len(self._bad_buf) > _FLUSH_BYTES and self._journal is None:
+            # Unjournaled: nothing to stay behind, write as we go. Journaled: lines are written
+            # with their commit (``flush``), so a file never holds a row the journal lacks.
+            self.flush()
 
     def flush(self) -> None:
-        self._ok.flush()
-        self._bad.flush()
+        for buf, f in ((self._ok_buf, self._ok), (self._bad_buf, self._bad)):
+            if buf:
+                _write_all(f.fileno(), buf)
+                buf.clear()
 
     def close(self) -> None:
+        self.flush()
         self._ok.close()
         self._bad.close()
 
@@ -122,3 +116,10 @@ class ResultWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _write_all(fd: int, data: bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

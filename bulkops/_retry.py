@@ -11,8 +11,9 @@ import email.utils
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-__all__ = ["backoff_delay", "parse_retry_after"]
+__all__ = ["RetryPolicy", "backoff_delay", "parse_retry_after"]
 
 
 def backoff_delay(
@@ -49,3 +50,42 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     if seconds < 0 or seconds > 24 * 3600:
         return None
     return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long and how often a job insists. The one owner of backoff.
+
+    ``max_attempts``: a record's own attempts (a 429, an isolation split or a request sent
+    during an outage is not one). ``retry_after_cap``: the longest pause a server's
+    ``Retry-After`` may impose at once. ``throttled_timeout``: how long a job keeps going while
+    every answer is a 429 before it stops, resumable. ``outage_timeout``: how long it waits for
+    HubSpot to come back when every recent request failed."""
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 300.0
+    throttled_timeout: float = 600.0
+    outage_timeout: float = 300.0
+    # Consecutive transient failures (no good answer between them) that mean "HubSpot is down".
+    outage_after: int = 5
+
+    def delay(
+        self,
+        attempt: int,
+        *,
+        minimum: float = 0.0,
+        retry_after: float | None = None,
+        rng: random.Random | None = None,
+    ) -> float:
+        if retry_after is not None:
+            retry_after = min(retry_after, self.retry_after_cap)
+        return backoff_delay(
+            attempt,
+            base=self.backoff_base,
+            cap=self.backoff_cap,
+            minimum=minimum,
+            retry_after=retry_after,
+            rng=rng,
+        )

@@ -10,8 +10,11 @@ Invariants it protects:
 * Records that come back for a retry are packed into full batches again (requests, not records,
   are what the rate limit counts). Halves of a batch being split to isolate a bad record are the
   exception: they go out exactly as formed.
-* The job is done when the intake is closed and every record has finished. Workers learn it
-  from ``next_batch`` returning None; that is the only termination rule.
+* The job is done when the intake is closed and every record has finished, or halted (a stop:
+  no batch leaves any more). Workers learn it from ``next_batch`` returning None, the engine
+  from ``wait_over``; that is the only termination rule.
+* A record's phase is given to it, never carried on it: ``put(item, phase=Phase.VERIFY)`` (a
+  resumed create that was in flight) and ``retry(items, phase=...)`` queue read-backs.
 
 Single event loop, no awaits inside the bookkeeping: no locks are needed.
 """
@@ -48,7 +51,7 @@ class Scheduler:
         self._clock = clock
         self._ready: deque[Item] = deque()
         self._ready_since = math.inf
-        self._waiting: dict[str, deque[Item]] = {}
+        self._waiting: dict[str, deque[tuple[Item, Phase]]] = {}
         self._busy: set[str] = set()
         self._seq = itertools.count()
         self._retry: list[tuple[float, int, Item]] = []
@@ -56,7 +59,7 @@ class Scheduler:
         self._preformed: list[tuple[float, int, Batch]] = []
         self.outstanding = 0
         self.intake_closed = False
-        self.stop_reason: str | None = None
+        self.halted = False
         self._changed = anyio.Event()
         self._space = anyio.Event()
         self._intake_waiting = False
@@ -64,27 +67,26 @@ class Scheduler:
         self._over = anyio.Event()
 
     # -- intake ------------------------------------------------------------------------------
-    async def put(self, item: Item) -> bool:
-        """Admit one record; waits while the engine is full. False once the job is stopping."""
-        while self.outstanding >= self.max_outstanding and self.stop_reason is None:
+    async def put(self, item: Item, *, phase: Phase = Phase.WRITE) -> bool:
+        """Admit one record; waits while the engine is full. False once the job is halted."""
+        while self.outstanding >= self.max_outstanding and not self.halted:
             self._intake_waiting = True
             space = self._space
             await space.wait()
-        if self.stop_reason is not None:
+        if self.halted:
             return False
         self.outstanding += 1
         key = item.key
         if key is not None:
             if key in self._busy:
-                self._waiting.setdefault(key, deque()).append(item)
+                self._waiting.setdefault(key, deque()).append((item, phase))
                 return True
             self._busy.add(key)
-        self._admit(item)
+        self._admit(item, phase)
         return True
 
-    def _admit(self, item: Item) -> None:
-        if item.verify_next:
-            item.verify_next = False
+    def _admit(self, item: Item, phase: Phase) -> None:
+        if phase is Phase.VERIFY:
             heapq.heappush(self._verify, (self._clock(), next(self._seq), item))
             self._notify()
             return
@@ -104,8 +106,13 @@ class Scheduler:
 
     @property
     def over(self) -> bool:
-        """Done (every record finished) or stopped."""
+        """Done (every record finished) or halted."""
         return self._over.is_set()
+
+    @property
+    def done(self) -> bool:
+        """Every record admitted has finished and no more will come."""
+        return self.intake_closed and self.outstanding == 0
 
     async def wait_over(self) -> None:
         await self._over.wait()
@@ -118,10 +125,10 @@ class Scheduler:
         if key is not None:
             queue = self._waiting.get(key)
             if queue:
-                nxt = queue.popleft()
+                nxt, phase = queue.popleft()
                 if not queue:
                     del self._waiting[key]
-                self._admit(nxt)  # the key stays busy, now held by nxt
+                self._admit(nxt, phase)  # the key stays busy, now held by nxt
             else:
                 self._busy.discard(key)
         # Wake a waiting intake once a batch's worth of room is free, not for every slot.
@@ -146,10 +153,9 @@ class Scheduler:
         heapq.heappush(self._preformed, (self._clock() + delay, next(self._seq), batch))
         self._notify()
 
-    def stop(self, reason: str) -> None:
+    def halt(self) -> None:
         """No new batches from now on; what is in flight may finish."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        self.halted = True
         self._notify()
         self._space.set()
         self._over.set()
@@ -158,7 +164,7 @@ class Scheduler:
     async def next_batch(self) -> Batch | None:
         """The next batch to send, or None when the job is over (done or stopped)."""
         while True:
-            if self.stop_reason is not None:
+            if self.halted:
                 return None
             now = self._clock()
             batch = self._take(now)
@@ -224,7 +230,7 @@ class Scheduler:
             f"<Scheduler outstanding={self.outstanding} ready={len(self._ready)} "
             f"retry={len(self._retry)} verify={len(self._verify)} "
             f"preformed={len(self._preformed)} waiting_keys={len(self._waiting)} "
-            f"stop={self.stop_reason}>"
+            f"halted={self.halted}>"
         )
 
 

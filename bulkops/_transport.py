@@ -1,82 +1,49 @@
-"""The HTTP edge: the only module of the engine that imports aiohttp.
+"""The aiohttp transport: the only module of the engine that imports aiohttp.
 
-One reused session, orjson bodies, the Bearer token, a timeout per request. aiohttp's many
-exceptions are mapped here, in one place, onto :class:`TransportFailure`, whose ``maybe_sent``
-says whether HubSpot may have acted on the request: that is what decides if a create can be
-resent (see ``_dispatcher``).
+One reused session, orjson bodies, the Bearer token, a timeout per request given at the call
+site. aiohttp's many exceptions are mapped here, in one place, onto :class:`TransportFailure`,
+whose ``maybe_sent`` says whether HubSpot may have acted on the request: that is what decides
+whether a create can be resent (see ``_policy``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from ._config import Secret
+from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
 
-__all__ = ["HttpRequest", "HttpResponse", "Transport", "TransportFailure"]
+__all__ = ["AiohttpTransport", "HttpRequest", "HttpResponse", "Transport", "TransportFailure"]
 
 _USER_AGENT = "bulkops/0.1 (+https://github.com/bulkops/bulkops)"
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    method: str
-    path: str
-    body: Any = None
-    params: Sequence[tuple[str, str]] = ()
+class AiohttpTransport:
+    """:class:`~bulkops._http.Transport` over one aiohttp session; an async context manager."""
 
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        """The parsed body, or None when it is empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            return None
-
-
-class TransportFailure(Exception):
-    """No HTTP answer. ``kind`` is connect, timeout or reset."""
-
-    def __init__(self, kind: str, message: str, *, maybe_sent: bool) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.maybe_sent = maybe_sent
-
-
-class Transport:
-    def __init__(
-        self, base_url: str, token: Secret, *, timeout: float = 60.0, max_connections: int = 256
-    ) -> None:
+    def __init__(self, base_url: str, token: Secret, *, max_connections: int = 256) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Transport:
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc.rpartition("@")[2]
+
+    async def __aenter__(self) -> AiohttpTransport:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=self._timeout,
             headers={
                 "Authorization": f"Bearer {self._token.reveal()}",
                 "User-Agent": _USER_AGENT,
                 "Accept": "application/json",
             },
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
             # Never send our token to another host if a proxy or server redirects us.
             trust_env=False,
         )
@@ -92,8 +59,8 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        assert self._session is not None, "use Transport as an async context manager"
+    async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:  # noqa: ASYNC109
+        assert self._session is not None, "use AiohttpTransport as an async context manager"
         url = self.base_url + request.path
         data = None if request.body is None else orjson.dumps(request.body)
         headers = {"Content-Type": "application/json"} if data is not None else None
@@ -105,30 +72,27 @@ class Transport:
                 params=list(request.params) or None,
                 headers=headers,
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 body = await resp.read()
                 return HttpResponse(resp.status, resp.headers, body)
-        # Messages name the host and path only: aiohttp's own reprs can carry request headers,
-        # and with them the token.
+        # Messages name the host only: aiohttp's own reprs can carry request headers, and with
+        # them the token.
         except aiohttp.ClientConnectorError as exc:
             raise TransportFailure(
                 "connect",
-                f"cannot connect to {self.base_url}: {exc.strerror or exc.os_error}",
+                f"cannot connect to {self.host}: {exc.strerror or exc.os_error}",
                 maybe_sent=False,
             ) from None
         except TimeoutError:
             raise TransportFailure(
-                "timeout",
-                f"no answer from {self.base_url} within {self._timeout.total:g}s",
-                maybe_sent=True,
+                "timeout", f"no answer from {self.host} within {timeout:g}s", maybe_sent=True
             ) from None
         except aiohttp.InvalidURL:
             raise TransportFailure(
-                "connect", f"invalid URL {self.base_url}{request.path}", maybe_sent=False
+                "connect", f"invalid URL for {self.host}{request.path}", maybe_sent=False
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportFailure(
-                "reset",
-                f"connection to {self.base_url} broke: {type(exc).__name__}",
-                maybe_sent=True,
+                "reset", f"connection to {self.host} broke: {type(exc).__name__}", maybe_sent=True
             ) from None

@@ -41,7 +41,7 @@ async def main() -> None:
             out_dir=out,
         )
         report = await run_job(config, rows_from_somewhere(2500))
-    print(report.data["rows"], report.data["written"])
+    print(report.to_json()["rows"], report.to_json()["written"])
     print(f"results in {out}: succeeded.jsonl, failed.jsonl, report.json")
 
 

@@ -33,8 +33,8 @@ async def main() -> None:
             rate_limit=0,
         )
         report = await run_job(config, rows)
-    print(report.data["rows"])
-    print("requests spent isolating:", report.data["requests"]["isolation"])
+    print(report.to_json()["rows"])
+    print("requests spent isolating:", report.to_json()["requests"]["isolation"])
     for line in (out / "failed.jsonl").read_bytes().splitlines():
         failed = orjson.loads(line)
         print(failed["row"], failed["error"]["message"])

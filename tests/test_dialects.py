@@ -133,7 +133,7 @@ def test_v3_update_object_not_found_lists_ids_and_unmentioned_are_reported() -> 
 
 def test_v3_upsert_new_flag_and_ambiguous_earlier_attempt() -> None:
     its = items(2, key_prop="external_id")
-    its[1].ambiguous = True
+    its[1].maybe_written = True
     body = {
         "results": [
             {"id": "1", "new": True, "properties": {"external_id": "K1"}},
@@ -277,6 +277,6 @@ async def test_missing_required_field_is_isolated_in_two_requests(tmp_path) -> N
             preflight=False,
         )
         report = await run_job(cfg, rows)
-        assert report.data["rows"]["failed"] == 1
+        assert report.to_json()["rows"]["failed"] == 1
         assert len(fake.records("tickets")) == 99
-        assert report.data["requests"]["isolation"] == 2
+        assert report.requests.by_kind.get("isolation", 0) == 2

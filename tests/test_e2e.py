@@ -59,7 +59,7 @@ async def test_create_maps_ids_to_rows_and_reports_invalid_rows(fake, tmp_path, 
         assert stored is not None
         assert stored["properties"]["external_id"] == f"ext-{row}"  # the id is this row's
     assert report.exit_code == 1
-    assert report.data["requests"]["isolation"] == 0  # trace ids made it 207, no splitting
+    assert report.requests.by_kind.get("isolation", 0) == 0  # trace ids made it 207, no splitting
 
 
 async def test_create_without_echoed_trace_ids_still_maps_rows(tmp_path):
@@ -104,7 +104,7 @@ async def test_upsert_says_new_or_updated(fake, tmp_path):
     assert not bad
     assert {r for r, line in ok.items() if line["new"] is False} == set(range(1, 51))
     assert {r for r, line in ok.items() if line["new"] is True} == set(range(51, 201))
-    assert report.data["written"] == {"created": 150, "updated": 50, "new_unknown": 0}
+    assert report.to_json()["written"] == {"created": 150, "updated": 50, "new_unknown": 0}
     assert len(fake.records("tickets")) == 250
 
 
@@ -132,7 +132,7 @@ async def test_read_with_history_uses_batches_of_50(fake, tmp_path):
         [{"id": i} for i in ids],
     )
     assert_accounted(tmp_path, 120)
-    assert report.data["requests"]["write"] == 3  # 50 + 50 + 20
+    assert report.requests.by_kind.get("write", 0) == 3  # 50 + 50 + 20
 
 
 @pytest.mark.parametrize("object_type", ["contacts", "0-3", "2-123"])
@@ -184,7 +184,7 @@ async def test_non_unique_id_property_stops_before_sending(fake, tmp_path):
         config(fake, tmp_path, Operation.UPSERT, id_property="subject"), [ticket(1)]
     )
     assert report.stop_reason == "config" and report.exit_code == 2
-    assert "unique" in report.data["stop"]["message"]
+    assert "unique" in report.to_json()["stop"]["message"]
     assert fake.stats.by_endpoint.get("v3 tickets upsert", 0) == 0
 
 
@@ -201,7 +201,7 @@ async def test_v1_dialect_isolates_poison_rows(fake, tmp_path):
     assert len(fake.records("tickets")) == 996
     for row, line in ok.items():
         assert fake.record("tickets", line["id"])["properties"]["subject"] == f"Ticket {row}"
-    assert 0 < report.data["requests"]["isolation"] <= 60
+    assert 0 < report.requests.by_kind.get("isolation", 0) <= 60
 
 
 async def test_v1_update_read_delete(fake, tmp_path):
@@ -239,7 +239,7 @@ async def test_bad_token_stops_at_once(tmp_path):
         report = await run_job(cfg, [ticket(n) for n in range(1, 1001)])
         assert report.stop_reason == "auth" and report.exit_code == 3
         assert fake.stats.requests == 1
-        assert "401" in report.data["stop"]["message"]
+        assert "401" in report.to_json()["stop"]["message"]
 
 
 async def test_unreachable_url_stops_at_once(tmp_path):
@@ -252,7 +252,7 @@ async def test_unreachable_url_stops_at_once(tmp_path):
     )
     report = await run_job(cfg, [ticket(1)])
     assert report.stop_reason == "unreachable" and report.exit_code == 2
-    assert report.data["requests"]["total"] == 1
+    assert report.to_json()["requests"]["total"] == 1
 
 
 async def test_writes_to_one_key_never_share_a_batch_and_keep_input_order(fake, tmp_path):
@@ -263,7 +263,7 @@ async def test_writes_to_one_key_never_share_a_batch_and_keep_input_order(fake, 
     )
     _, bad = assert_accounted(tmp_path, 300)
     assert not bad
-    assert report.data["requests"]["by_status"].get("400", 0) == 0  # no duplicate-id rejection
+    assert report.to_json()["requests"]["by_status"].get("400", 0) == 0  # no duplicate-id rejection
     for key in range(100):
         last = max(n for n in range(1, 301) if n % 100 == key)
         (stored,) = [
@@ -290,7 +290,7 @@ async def test_v1_update_with_poison_rows_and_a_missing_ticket(fake, tmp_path):
         for line in ok.values()
     )
     # Each bad record named by value or id is sent alone: 2 requests per rejected batch.
-    assert report.data["requests"]["isolation"] <= 6
+    assert report.requests.by_kind.get("isolation", 0) <= 6
 
 
 @pytest.mark.parametrize("preflight", [True, False])
@@ -310,9 +310,9 @@ async def test_daily_budget_leaves_quota_to_others(tmp_path, budget, share, pref
         report = await run_job(cfg, [ticket(n) for n in range(1, 2001)])
         assert report.stop_reason == "daily_budget" and report.exit_code == 3
         used = 4 if budget else 5  # 50% of the 10 left at start
-        assert report.data["requests"]["total"] == used
+        assert report.to_json()["requests"]["total"] == used
         writes = used - 1 if preflight else used  # the schema request counts too
-        assert report.data["rows"]["succeeded"] == writes * 100
+        assert report.to_json()["rows"]["succeeded"] == writes * 100
         assert fake.stats.rate_limited.get("DAILY", 0) == 0  # stopped before HubSpot had to
 
 

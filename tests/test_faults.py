@@ -80,10 +80,10 @@ async def test_create_with_id_property_under_faults(tmp_path, preflight):
         assert len(fake.records("tickets")) == ROWS - len(invalid)
         faults = fake.stats.faults
         assert faults["write_then_500"] + faults["write_then_reset"] > 0
-        assert report.data["requests"]["verify"] > 0  # unknown outcomes were read back
+        assert report.requests.by_kind.get("verify", 0) > 0  # unknown outcomes were read back
         print(
             f"\ncreate preflight={preflight}: rows={ROWS} duplicates=0 "
-            f"requests={report.data['requests']} faults={dict(faults)}"
+            f"requests={report.to_json()['requests']} faults={dict(faults)}"
         )
 
 
@@ -142,4 +142,4 @@ async def test_idempotent_operations_under_faults(tmp_path, op):
                 assert fake.record("tickets", line["id"])["properties"]["hs_ticket_priority"] == (
                     "HIGH"
                 )
-        assert report.data["requests"]["resent_batches"] > 0
+        assert report.to_json()["requests"]["resent_batches"] > 0

@@ -77,7 +77,7 @@ async def test_a_create_cancelled_in_flight_is_read_back_on_resume(tmp_path):
     import anyio
 
     from bulkops import Job, JobConfig, Operation, Secret
-    from bulkops._engine import RESUME
+    from bulkops._engine import Mode
     from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 
     rows = [
@@ -102,13 +102,13 @@ async def test_a_create_cancelled_in_flight_is_read_back_on_resume(tmp_path):
 
             tg.start_soon(cancel_soon)
             first = await job.run()
-        assert first.data["rows"]["succeeded"] < 500
+        assert first.succeeded < 500
         await anyio.sleep(0.5)  # the fake finishes the abandoned requests: they were written
         written_before = len(fake.records("tickets"))
-        assert written_before > first.data["rows"]["succeeded"]
+        assert written_before > first.succeeded
 
-        second = await Job(cfg, rows, mode=RESUME).run()
-        assert second.data["rows"]["succeeded"] == 500
-        assert second.data["requests"]["verify"] > 0
+        second = await Job(cfg, rows, mode=Mode.RESUME).run()
+        assert second.succeeded == 500
+        assert second.requests.by_kind.get("verify", 0) > 0
         assert len(fake.records("tickets")) == 500
         assert max(fake.stats.creates_by_unique.values()) == 1

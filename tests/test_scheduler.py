@@ -129,10 +129,10 @@ async def test_put_blocks_at_the_memory_bound() -> None:
 async def test_stop_ends_batches_and_refuses_new_records() -> None:
     s = Scheduler(batch_size=2, max_outstanding=4, linger=0.0)
     await s.put(item(1))
-    s.stop("interrupted")
+    s.halt()
     assert await s.next_batch() is None
     assert not await s.put(item(2))
-    assert s.stop_reason == "interrupted"
+    assert s.halted and s.over
 
 
 @pytest.mark.parametrize("n", [0, 1, 99, 100, 101, 250])

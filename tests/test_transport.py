@@ -7,7 +7,7 @@ import pytest
 from aioresponses import aioresponses
 
 from bulkops._config import Secret
-from bulkops._transport import HttpRequest, Transport, TransportFailure
+from bulkops._transport import AiohttpTransport, HttpRequest, TransportFailure
 
 TOKEN = "pat-test-secret-value-123"
 URL = "http://hubspot.test"
@@ -21,9 +21,10 @@ async def test_sends_bearer_token_json_and_reads_the_answer() -> None:
             payload={"results": []},
             headers={"X-HubSpot-RateLimit-Max": "190"},
         )
-        async with Transport(URL, Secret(TOKEN)) as t:
+        async with AiohttpTransport(URL, Secret(TOKEN)) as t:
             resp = await t.send(
-                HttpRequest("POST", "/crm/v3/objects/tickets/batch/create", {"inputs": []})
+                HttpRequest("POST", "/crm/v3/objects/tickets/batch/create", {"inputs": []}),
+                timeout=5.0,
             )
         assert resp.status == 201 and resp.json() == {"results": []}
         assert resp.headers["X-HubSpot-RateLimit-Max"] == "190"
@@ -44,9 +45,9 @@ async def test_sends_bearer_token_json_and_reads_the_answer() -> None:
 async def test_failures_are_mapped_and_never_show_the_token(exc, kind, maybe_sent) -> None:
     with aioresponses() as mocked:
         mocked.post(f"{URL}/x", exception=exc)
-        async with Transport(URL, Secret(TOKEN)) as t:
+        async with AiohttpTransport(URL, Secret(TOKEN)) as t:
             with pytest.raises(TransportFailure) as info:
-                await t.send(HttpRequest("POST", "/x", {}))
+                await t.send(HttpRequest("POST", "/x", {}), timeout=5.0)
     assert info.value.kind == kind
     assert info.value.maybe_sent is maybe_sent
     assert TOKEN not in str(info.value) and TOKEN not in repr(info.value)
