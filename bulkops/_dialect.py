@@ -167,29 +167,37 @@ def match_by_content(
     results: Iterable[Any],
     props_of: Callable[[Any], Mapping[str, Any]],
 ) -> tuple[list[tuple[Item, Any]], list[Item], list[Any]]:
-    """Pair created records with the inputs whose properties they carry.
+    """Pair created records with the inputs whose properties they carry, only where the
+    pairing is provably right.
 
-    Used for creates when the response echoes no trace id (v1 always; v3 as documented). The
-    values an input sent must all come back on its record; inputs with identical properties are
-    interchangeable, so any pairing among them is right. Returns (pairs, unmatched items,
-    unmatched results).
+    Used for creates when the response echoes no trace id (v1 always; v3 as documented). A
+    result *fits* an input when every value the input sent came back on it. Inputs that sent
+    the same properties and values are interchangeable, so any pairing among them is right;
+    a result that fits inputs of two different kinds (one row's non-empty cells a subset of
+    another's: an empty CSV cell is enough) is never guessed: it and the inputs it could be
+    stay unmatched, for the caller to read back or fail as AMBIGUOUS. Returns (pairs,
+    unmatched items, unmatched results).
     """
-    by_keys: dict[tuple[str, ...], dict[tuple[str, ...], list[Item]]] = {}
+    groups: dict[tuple[tuple[str, str], ...], list[Item]] = {}
     for item in items:
-        keys = tuple(sorted(item.properties))
-        fp = tuple(_norm(item.properties[k]) for k in keys)
-        by_keys.setdefault(keys, {}).setdefault(fp, []).append(item)
-    pairs: list[tuple[Item, Any]] = []
-    stray: list[Any] = []
+        fp = tuple(sorted((k, _norm(v)) for k, v in item.properties.items()))
+        groups.setdefault(fp, []).append(item)
+    fitting: list[tuple[Any, list[tuple[tuple[str, str], ...]]]] = []
     for result in results:
         props = props_of(result)
-        for keys, groups in by_keys.items():
-            candidates = groups.get(tuple(_norm(props.get(k, "")) for k in keys))
-            if candidates:
-                pairs.append((candidates.pop(), result))
-                break
+        norm = {k: _norm(v) for k, v in props.items()}
+        fits = [fp for fp in groups if all(norm.get(k) == v for k, v in fp)]
+        fitting.append((result, fits))
+    # A group may be claimed only by results that fit it alone, and only if no result that
+    # fits several kinds could also be one of its records.
+    contested = {fp for _, fits in fitting if len(fits) > 1 for fp in fits}
+    pairs: list[tuple[Item, Any]] = []
+    stray: list[Any] = []
+    for result, fits in fitting:
+        if len(fits) == 1 and fits[0] not in contested and groups[fits[0]]:
+            pairs.append((groups[fits[0]].pop(), result))
         else:
             stray.append(result)
-    left = [item for groups in by_keys.values() for group in groups.values() for item in group]
+    left = [item for group in groups.values() for item in group]
     left.sort(key=lambda item: item.row)
     return pairs, left, stray

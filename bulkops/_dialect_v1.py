@@ -8,6 +8,7 @@ permanent (no recycle bin), unlike v3 archive.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -129,6 +130,10 @@ class V1Dialect:
     ) -> Parsed | Rejected | Fatal:
         body, message, category = read_error(response)
         if response.status == 404 and not category:
+            if self.operation is not Operation.CREATE and _names_an_id(items, message):
+                # An unknown objectId: that record's failure, not a wrong URL (the route
+                # exists, or it would not name our id). Isolated like any bad record.
+                return Rejected("OBJECT_NOT_FOUND", message, isolatable=True)
             return Fatal(f"HubSpot answered 404 for {self.path}: {message}. Check --base-url.")
         if response.status in (400, 404, 409, 413, 422):
             return Rejected(
@@ -138,3 +143,8 @@ class V1Dialect:
                 fields=field_errors(body),
             )
         return Fatal(f"HubSpot answered {response.status} for {self.path}: {message}")
+
+
+def _names_an_id(items: Sequence[Item], message: str) -> bool:
+    numbers = set(re.findall(r"\d+", message))
+    return any(it.record_id in numbers for it in items if it.record_id is not None)

@@ -20,10 +20,12 @@ from typing import Any
 
 __all__ = ["FieldError", "PropertySchema"]
 
-# Objects HubSpot will not create without these, by name and by type id.
+# Objects HubSpot will not create without these, by name and by type id. Facts only: the
+# tickets guide says "If a pipeline isn't specified, the default pipeline will be used", so
+# hs_pipeline is not required (hubspot-api.md section 2); subject and the stage are.
 _REQUIRED_ON_CREATE: dict[str, frozenset[str]] = {
-    "tickets": frozenset({"subject", "hs_pipeline", "hs_pipeline_stage"}),
-    "0-5": frozenset({"subject", "hs_pipeline", "hs_pipeline_stage"}),
+    "tickets": frozenset({"subject", "hs_pipeline_stage"}),
+    "0-5": frozenset({"subject", "hs_pipeline_stage"}),
 }
 _SHOWN_VALUE = 60  # longest value quoted in full in a message
 _SHOWN_OPTIONS = 10  # allowed options listed in an INVALID_OPTION message

@@ -103,15 +103,16 @@ def test_schema_from_a_realistic_body(schema: PropertySchema) -> None:
     assert not schema.has("no_such_property")
     assert schema.is_unique("external_id")
     assert not schema.is_unique("subject") and not schema.is_unique("missing")
-    assert schema.required_on_create() == {"subject", "hs_pipeline", "hs_pipeline_stage"}
+    # hs_pipeline is optional: the default pipeline is used (hubspot-api.md section 2).
+    assert schema.required_on_create() == {"subject", "hs_pipeline_stage"}
     assert repr(schema) == f"<PropertySchema tickets: {len(TICKETS_BODY['results'])} properties>"
 
 
 @pytest.mark.parametrize(
     ("object_type", "required"),
     [
-        ("tickets", {"subject", "hs_pipeline", "hs_pipeline_stage"}),
-        ("0-5", {"subject", "hs_pipeline", "hs_pipeline_stage"}),
+        ("tickets", {"subject", "hs_pipeline_stage"}),
+        ("0-5", {"subject", "hs_pipeline_stage"}),
         ("contacts", set()),
         ("0-3", set()),
         ("2-1234567", set()),
@@ -366,11 +367,8 @@ def test_required_properties_only_when_creating(schema: PropertySchema) -> None:
     partial = {"subject": "x", "hs_pipeline_stage": ""}
     assert schema.validate(partial, creating=False) == []
     errors = schema.validate(partial, creating=True)
-    assert [(e.property, e.code) for e in errors] == [
-        ("hs_pipeline", "REQUIRED_PROPERTY"),
-        ("hs_pipeline_stage", "REQUIRED_PROPERTY"),
-    ]
-    assert 'Property "hs_pipeline" is required' in errors[0].message
+    assert [(e.property, e.code) for e in errors] == [("hs_pipeline_stage", "REQUIRED_PROPERTY")]
+    assert 'Property "hs_pipeline_stage" is required' in errors[0].message
 
 
 def test_contacts_have_no_required_properties() -> None:
@@ -434,3 +432,8 @@ def test_any_datetime_is_a_datetime(value: datetime) -> None:
     schema = PropertySchema.from_hubspot(TICKETS_BODY, object_type="tickets")
     text = value.isoformat().replace("+00:00", "Z")
     assert schema.validate({"closed_date": text}, creating=False) == []
+
+
+def test_a_ticket_without_a_pipeline_is_valid(schema: PropertySchema) -> None:
+    """The default pipeline is used when none is given (hubspot-api.md section 2)."""
+    assert schema.validate({"subject": "x", "hs_pipeline_stage": "1"}, creating=True) == []

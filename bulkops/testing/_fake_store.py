@@ -70,6 +70,7 @@ class Table:
         name = self.ot.name
         if name == "tickets":
             props["hs_ticket_id"] = rid
+            props.setdefault("hs_pipeline", "0")  # the default pipeline
         elif name == "contacts":
             props["lastmodifieddate"] = iso
         self.by_id[rid] = props

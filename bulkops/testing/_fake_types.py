@@ -38,7 +38,8 @@ def _unique(name: str) -> PropertyDef:
 _TICKETS = (
     _p("subject", required=True),
     _p("content", field_type="textarea"),
-    _enum("hs_pipeline", ["0"], required=True),
+    # Not required: "If a pipeline isn't specified, the default pipeline will be used".
+    _enum("hs_pipeline", ["0"]),
     _enum("hs_pipeline_stage", ["1", "2", "3", "4"], required=True),
     _enum("hs_ticket_priority", ["LOW", "MEDIUM", "HIGH", "URGENT"]),
     _enum(
