@@ -187,8 +187,8 @@ class Channel:
             self._next_probe = self._down_since + self._probe_delay()
 
     def _probe_delay(self) -> float:
-        # Capped exponential with full jitter, never under a second: probes are cheap but count.
-        return max(1.0, self._retry.delay(self._probes + 1, rng=self._rng))
+        # Capped exponential backoff, at least the base: probes are cheap, but each counts.
+        return self._retry.delay(self._probes + 1, minimum=self._retry.backoff_base, rng=self._rng)
 
     async def _wait_for_recovery(self) -> bool:
         """Hold every sender while HubSpot is down; one of them probes. False: stopped."""

@@ -117,6 +117,12 @@ class JobConfig:
     backoff_base: float = 0.5  # seconds; full jitter over base * 2**attempt ...
     backoff_cap: float = 30.0  # ... capped here
     timeout: float = 60.0
+    # The longest pause a server's Retry-After may impose at once.
+    retry_after_cap: float = 300.0
+    # How long a job goes on while every answer is a 429 before it stops (resumable).
+    throttled_timeout: float = 600.0
+    # How long a job waits for HubSpot when every recent request failed before it stops.
+    outage_timeout: float = 300.0
     preflight: bool = True
     out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
     max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
@@ -144,6 +150,9 @@ class JobConfig:
             raise bad("backoff_base", "must be >= 0 and <= backoff_cap")
         if self.timeout <= 0:
             raise bad("timeout", "must be > 0")
+        for name in ("retry_after_cap", "throttled_timeout", "outage_timeout"):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be > 0 seconds")
         if self.max_outstanding < self.batch_size:
             raise bad("max_outstanding", "must be at least batch_size")
         if self.daily_budget is not None and self.daily_budget < 1:
@@ -171,6 +180,9 @@ class JobConfig:
             max_attempts=self.max_attempts,
             backoff_base=self.backoff_base,
             backoff_cap=self.backoff_cap,
+            retry_after_cap=self.retry_after_cap,
+            throttled_timeout=self.throttled_timeout,
+            outage_timeout=self.outage_timeout,
         )
 
     @property

@@ -199,7 +199,10 @@ class Job:
             status = JobStatus.CANCELLED
             raise
         except Exception as exc:
-            error = exc
+            error = _single(exc)
+            if error is not exc:
+                # A task group wraps what one stage raised; the caller gets that, not a group.
+                raise error from None
             raise
         finally:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
@@ -402,7 +405,21 @@ class Job:
             )
             verdict = decide_schema(answer, attempt + 1, ctx, what=repr(config.object_type))
             if isinstance(verdict, SchemaBody):
-                schema = PropertySchema.from_hubspot(verdict.body, object_type=config.object_type)
+                try:
+                    schema = PropertySchema.from_hubspot(
+                        verdict.body,
+                        object_type=config.object_type,
+                        legacy_v1=config.api is Api.V1,
+                    )
+                except ValueError as exc:
+                    self.latch.set(
+                        Stop(
+                            StopReason.NOT_HUBSPOT,
+                            f"this does not look like HubSpot: {channel.host} answered the "
+                            f"properties read with JSON of another shape ({exc})",
+                        )
+                    )
+                    return None
                 problem = _id_property_problem(config, schema)
                 if problem:
                     self.latch.set(Stop(StopReason.CONFIG, problem))
@@ -460,6 +477,12 @@ class _Borrowed:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+def _single(exc: Exception) -> Exception:
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _waiting_text(waiting: Waiting | None) -> str | None:

@@ -277,12 +277,15 @@ def _read_back(parsed: Parsed, ctx: Context) -> Verdict:
     if missing:
         # Not found: not created, so created now. If HubSpot's reads lagged its write, the
         # create answers with a conflict naming the record, settled by _conflict_after_unknown.
-        actions.extend(_retry(missing, "not created (checked by reading it back)", ctx, 0.0))
+        actions.extend(
+            _retry(missing, "not created (checked by reading it back)", ctx, 0.0, charge=False)
+        )
     if parsed.unmentioned:
         reason = parsed.stray_error or "read-back incomplete"
         delay = ctx.retry.delay(1, rng=ctx.rng)
         actions.extend(_retry(parsed.unmentioned, reason, ctx, delay, phase=Phase.VERIFY))
-    return Verdict(tuple(actions))
+    # An answered read-back is not an attempt of the record's write: the attempt it checked was.
+    return Verdict(tuple(actions), charge=False)
 
 
 # -- retries --------------------------------------------------------------------------------------
@@ -296,9 +299,11 @@ def _retry(
     exhausted: str = RETRIES_EXHAUSTED,
     maybe_written: bool = False,
     batch: Batch | None = None,
+    charge: bool = True,
 ) -> list[Action]:
-    """Queue items again, except those whose attempts this answer used up."""
-    if ctx.in_outage:
+    """Queue items again, except those whose attempts this answer used up (when it is one
+    of their attempts: ``charge``)."""
+    if ctx.in_outage or not charge:
         keep, spent = list(items), []
     else:
         keep = [it for it in items if it.attempts + 1 < ctx.retry.max_attempts]

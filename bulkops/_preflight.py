@@ -203,6 +203,7 @@ class PropertySchema:
         object_type: str,
         rules: Mapping[str, _Rule | None],
         unique: Iterable[str] = (),
+        legacy_v1: bool = False,
     ) -> None:
         self._object_type = object_type
         self._rules = dict(rules)
@@ -212,10 +213,15 @@ class PropertySchema:
         }
         self._unique = frozenset(unique)
         self._required = _REQUIRED_ON_CREATE.get(object_type.lower(), frozenset())
+        if legacy_v1:
+            # The v1 batch-create reference: "pipeline and stage must be set" (section 10).
+            self._required |= {"hs_pipeline"}
         self._required_order = tuple(sorted(self._required))  # stable error order
 
     @classmethod
-    def from_hubspot(cls, body: Mapping[str, Any], *, object_type: str) -> PropertySchema:
+    def from_hubspot(
+        cls, body: Mapping[str, Any], *, object_type: str, legacy_v1: bool = False
+    ) -> PropertySchema:
         """Parse a ``GET /crm/v3/properties/{objectType}`` response body.
 
         Raises:
@@ -233,7 +239,7 @@ class PropertySchema:
             rules[name] = _rule_for(prop)
             if prop.get("hasUniqueValue") is True:
                 unique.append(name)
-        return cls(object_type=object_type, rules=rules, unique=unique)
+        return cls(object_type=object_type, rules=rules, unique=unique, legacy_v1=legacy_v1)
 
     @property
     def object_type(self) -> str:

@@ -40,3 +40,18 @@ def assert_accounted(out_dir: Path, rows: int) -> tuple[dict[int, dict], dict[in
     for line in bad:
         assert line["error"]["category"] and line["error"]["message"]
     return {r["row"]: r for r in ok}, {r["row"]: r for r in bad}
+
+
+def assert_report_matches_files(out_dir: Path) -> dict[str, Any]:
+    """For a job that stopped: no row twice, none in both files, and the report counts what
+    the files hold. Returns the report."""
+    ok = read_jsonl(out_dir / "succeeded.jsonl")
+    bad = read_jsonl(out_dir / "failed.jsonl")
+    ok_rows = {r["row"] for r in ok}
+    bad_rows = {r["row"] for r in bad}
+    assert len(ok_rows) == len(ok) and len(bad_rows) == len(bad), "a row is in a file twice"
+    assert not ok_rows & bad_rows, f"rows in both files: {sorted(ok_rows & bad_rows)[:10]}"
+    report: dict[str, Any] = orjson.loads((out_dir / "report.json").read_bytes())
+    assert report["rows"]["succeeded"] == len(ok), (report["rows"], len(ok))
+    assert report["rows"]["failed"] == len(bad), (report["rows"], len(bad))
+    return report

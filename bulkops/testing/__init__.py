@@ -1,7 +1,8 @@
 """Test support for bulkops: an in-process fake of HubSpot's CRM batch APIs.
 
 Start it on the running event loop (``async with FakeHubSpot(FakeConfig(...)) as fake:``) and
-point a client at ``fake.url``; ``bulkops fake-server`` runs it standalone.
+point a client at ``fake.url``; ``bulkops fake-server`` runs it standalone. For tests without
+sockets, :class:`MockTransport` answers a job's requests from a function.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeSta
 from bulkops.testing._fake_faults import FaultPlan
 from bulkops.testing._fake_schema import PropertyDef
 from bulkops.testing._fake_server import FakeHubSpot
+from bulkops.testing._mock_transport import MockTransport, json_response
 
 __all__ = [
     "DEFAULT_FAKE_TOKEN",
@@ -18,7 +20,9 @@ __all__ = [
     "FakeHubSpot",
     "FakeStats",
     "FaultPlan",
+    "MockTransport",
     "PropertyDef",
     "add_fake_server_arguments",
+    "json_response",
     "run_fake_server_from_args",
 ]

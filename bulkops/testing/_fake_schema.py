@@ -195,7 +195,7 @@ _NO_PROBLEMS: tuple[PropertyProblem, ...] = ()
 
 
 def validate_props(
-    ot: ObjectType, props: dict[str, Any], creating: bool
+    ot: ObjectType, props: dict[str, Any], creating: bool, also_required: Sequence[str] = ()
 ) -> tuple[dict[str, str], Sequence[PropertyProblem]]:
     """Check one input's properties; returns (values to write, problems).
 
@@ -229,7 +229,7 @@ def validate_props(
         elif len(fast) < _KNOWN_GOOD_CAP:
             fast.add(v)
     if creating:
-        for r in ot.required_props:
+        for r in (*ot.required_props, *also_required) if also_required else ot.required_props:
             if r not in props or props[r] is None or props[r] == "":
                 problems = problems or []
                 problems.append((r, "REQUIRED_PROPERTY", f"{r} is required"))

@@ -142,7 +142,8 @@ class V1:
         problems: list[PropertyProblem] = []
         planned: list[tuple[str, Props]] = []
         for item in body:
-            clean, bad = validate_props(ot, _name_values(item), creating=True)
+            # v1 batch-create: "pipeline and stage must be set" (hubspot-api.md section 10).
+            clean, bad = validate_props(ot, _name_values(item), True, ("hs_pipeline",))
             problems.extend(bad)
             planned.append((self.store.new_id(), clean))
         if problems:
