@@ -39,6 +39,12 @@ PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
