@@ -9,7 +9,7 @@ from __future__ import annotations
 from bulkops.testing._fake_cli import add_fake_server_arguments, run_fake_server_from_args
 from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats
 from bulkops.testing._fake_faults import FaultPlan
-from bulkops.testing._fake_schema import PropertyDef
+from bulkops.testing._fake_schema import PropertyDef, ValidationRule
 from bulkops.testing._fake_server import FakeHubSpot
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "FakeStats",
     "FaultPlan",
     "PropertyDef",
+    "ValidationRule",
     "add_fake_server_arguments",
     "run_fake_server_from_args",
 ]
