@@ -375,7 +375,7 @@ class Job:
     ) -> PropertySchema | None:
         """Fetch the object's properties once; also where a bad token or URL shows first."""
         config = self.config
-        request = HttpRequest("GET", f"/crm/v3/properties/{config.object_type}")
+        request = HttpRequest("GET", config.api_version.properties_path(config.object_type))
         for attempt in range(1, config.max_attempts + 1):
             sent_at = await self.limiter.wait_turn()
             dispatcher.stats.requests += 1
@@ -485,6 +485,7 @@ def _dialect(config: JobConfig) -> Dialect:
     return V3Dialect(
         config.operation,
         config.object_type,
+        version=config.api_version,
         id_property=config.id_property,
         properties=config.properties,
         properties_with_history=config.properties_with_history,
@@ -493,13 +494,18 @@ def _dialect(config: JobConfig) -> Dialect:
 
 
 def _verify_dialect(config: JobConfig) -> Dialect | None:
-    """Creates with a unique property are settled by a v3 read on it (v1 tickets are the same
-    records, so this serves the v1 dialect too)."""
+    """Creates with a unique property are settled by a read on it in the job's version (v1
+    tickets are the same records, and a v1 version reads through v3, so this serves the v1
+    dialect too)."""
     if config.operation is not Operation.CREATE or not config.id_property:
         return None
     object_type = "tickets" if config.api is Api.V1 else config.object_type
     return V3Dialect(
-        Operation.READ, object_type, id_property=config.id_property, properties=[config.id_property]
+        Operation.READ,
+        object_type,
+        version=config.api_version,
+        id_property=config.id_property,
+        properties=[config.id_property],
     )
 
 

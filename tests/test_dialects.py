@@ -13,6 +13,9 @@ from bulkops._dialect_v1 import V1Dialect
 from bulkops._dialect_v3 import V3Dialect
 from bulkops._models import Item, Operation
 from bulkops._transport import HttpResponse
+from bulkops._versions import ApiVersion
+
+V3 = ApiVersion.parse("v3")
 
 
 def resp(status: int, body: object = None) -> HttpResponse:
@@ -42,7 +45,7 @@ def test_v3_create_request_carries_trace_ids_and_associations() -> None:
         }
     ]
     req = V3Dialect(Operation.CREATE, "tickets").request(its)
-    assert req.path == "/crm/v3/objects/tickets/batch/create"
+    assert req.path == "/crm/objects/2026-09/tickets/batch/create"  # the default version
     assert [i["objectWriteTraceId"] for i in req.body["inputs"]] == ["1", "2"]
     assert req.body["inputs"][0]["associations"][0]["to"]["id"] == "9"
     assert "associations" not in req.body["inputs"][1]
@@ -52,7 +55,7 @@ def test_v3_upsert_and_read_bodies() -> None:
     its = items(2, key_prop="external_id")
     for it in its:
         it.record_id = it.properties["external_id"]
-    up = V3Dialect(Operation.UPSERT, "2-123", id_property="external_id").request(its)
+    up = V3Dialect(Operation.UPSERT, "2-123", version=V3, id_property="external_id").request(its)
     assert up.path == "/crm/v3/objects/2-123/batch/upsert"
     assert up.body["inputs"][0] == {
         "id": "K1",
@@ -280,3 +283,30 @@ async def test_missing_required_field_is_isolated_in_two_requests(tmp_path) -> N
         assert report.data["rows"]["failed"] == 1
         assert len(fake.records("tickets")) == 99
         assert report.data["requests"]["isolation"] == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "path"),
+    [
+        ("2026-09", "/crm/objects/2026-09/deals/batch/update"),
+        ("2026-03", "/crm/objects/2026-03/deals/batch/update"),
+        ("v3", "/crm/v3/objects/deals/batch/update"),
+    ],
+)
+def test_v3_dialect_spells_the_path_of_its_version(version: str, path: str) -> None:
+    dialect = V3Dialect(Operation.UPDATE, "deals", version=ApiVersion.parse(version))
+    req = dialect.request(items(1, ids=True))
+    assert req.path == path
+    assert req.body["inputs"][0]["id"] == "1001"  # same body on every version
+
+
+def test_v3_dialect_404_names_the_flags_to_check() -> None:
+    body = {"status": "error", "message": "No route found"}
+    dated = V3Dialect(Operation.CREATE, "tickets", version=ApiVersion.parse("2027-03"))
+    verdict = dated.parse_rejection(items(1), resp(404, body))
+    assert isinstance(verdict, Fatal)
+    assert "/crm/objects/2027-03/tickets/batch/create" in verdict.message
+    assert "--api-version" in verdict.message
+    legacy = V3Dialect(Operation.CREATE, "tickets", version=V3)
+    verdict = legacy.parse_rejection(items(1), resp(404, body))
+    assert isinstance(verdict, Fatal) and "--api-version" not in verdict.message

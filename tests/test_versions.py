@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bulkops._config import JobConfig, Secret, config_from_meta, config_to_meta
 from bulkops._errors import ConfigError
 from bulkops._models import Api, Operation
 from bulkops._versions import DEFAULT_API_VERSION, ApiVersion
@@ -79,3 +82,44 @@ def test_paths() -> None:
     # v1 has no properties API or read by unique value: those go through v3, as before.
     assert v1.properties_path("tickets") == "/crm/v3/properties/tickets"
     assert v1.objects_path("tickets", Operation.READ) == "/crm/v3/objects/tickets/batch/read"
+
+
+# -- JobConfig.api_version ------------------------------------------------------------------
+
+
+def job(**kw: object) -> JobConfig:
+    return JobConfig(operation=Operation.CREATE, token=Secret("t"), **kw)  # type: ignore[arg-type]
+
+
+def test_job_config_speaks_the_default_dated_version() -> None:
+    config = job()
+    assert config.api_version == DEFAULT_API_VERSION and config.api is Api.V3
+
+
+def test_job_config_derives_api_from_the_version_and_keeps_api_v1_as_an_alias() -> None:
+    assert job(api_version=ApiVersion.parse("v1")).api is Api.V1
+    assert job(api_version=ApiVersion.parse("v3")).api is Api.V3
+    legacy = job(api=Api.V1)
+    assert legacy.api_version == ApiVersion.parse("v1")
+    with pytest.raises(ConfigError, match="api_version 2026-03 contradicts api=v1"):
+        job(api=Api.V1, api_version=ApiVersion.parse("2026-03"))
+    with pytest.raises(ConfigError, match="api_version must be an ApiVersion, not str"):
+        job(api_version="2026-09")
+    # v1's own rules still apply when v1 comes from the version.
+    with pytest.raises(ConfigError, match="v1 supports tickets only"):
+        job(api_version=ApiVersion.parse("v1"), object_type="contacts")
+
+
+def test_the_journal_keeps_the_version_and_old_journals_keep_their_paths() -> None:
+    config = job(api_version=ApiVersion.parse("2026-03"))
+    meta = config_to_meta(config)
+    assert meta["api_version"] == "2026-03"
+    again = config_from_meta(meta, token=Secret("t"), out_dir=Path("x"))
+    assert again.api_version == ApiVersion.parse("2026-03")
+    # A job journaled before api_version existed resumes on the paths it started on.
+    del meta["api_version"]
+    assert config_from_meta(meta, token=Secret("t"), out_dir=Path("x")).api_version == (
+        ApiVersion.parse("v3")
+    )
+    meta["api"] = "v1"
+    assert config_from_meta(meta, token=Secret("t"), out_dir=Path("x")).api is Api.V1
