@@ -211,3 +211,25 @@ async def test_a_whole_batch_400_for_a_rule_is_isolated(tmp_path):
         assert fake.stats.by_status[400] == 2 + 3  # two batches, then each breaker alone
         # Each breaker alone, and the rest of each batch together: (2 + 1) + (1 + 1).
         assert report.data["requests"]["isolation"] == 5
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_associations_without_a_category_are_written(fake, tmp_path, version):
+    contact = fake.seed_records("contacts", [{"email": "a@b.c"}])[0]
+    rows = [
+        {
+            "properties": ticket(1),
+            "associations": [{"to": {"id": contact}, "types": [{"associationTypeId": 16}]}],
+        },
+        {"subject": "t2", "hs_pipeline": "0", "hs_pipeline_stage": "1", "assoc:16": contact},
+    ]
+    cfg = config(fake, tmp_path, Operation.CREATE, api_version=ApiVersion.parse(version))
+    await run_job(cfg, rows)
+    ok, bad = assert_accounted(tmp_path, 2)
+    assert not bad
+    for line in ok.values():
+        [assoc] = fake.record("tickets", line["id"])["associations"]
+        assert assoc["to"]["id"] == contact
+        assert assoc["types"] == [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 16}
+        ]

@@ -310,3 +310,52 @@ def test_v3_dialect_404_names_the_flags_to_check() -> None:
     legacy = V3Dialect(Operation.CREATE, "tickets", version=V3)
     verdict = legacy.parse_rejection(items(1), resp(404, body))
     assert isinstance(verdict, Fatal) and "--api-version" not in verdict.message
+
+
+@pytest.mark.parametrize("version", ["2026-09", "v3"])
+def test_association_types_with_or_without_a_category_are_sent_with_one(version: str) -> None:
+    from bulkops._normalize import Normalizer
+
+    record = {
+        "properties": {"subject": "x"},
+        "associations": [
+            {"to": {"id": "7"}, "types": [{"associationTypeId": 16}]},
+            {
+                "to": {"id": "8"},
+                "types": [{"associationCategory": "user_defined", "associationTypeId": "42"}],
+            },
+        ],
+    }
+    item = Normalizer(Operation.CREATE)(1, record)
+    column = Normalizer(Operation.CREATE)(2, {"subject": "y", "assoc:16": "9"})
+    dialect = V3Dialect(Operation.CREATE, "tickets", version=ApiVersion.parse(version))
+    sent = dialect.request([item, column]).body["inputs"]
+    assert [t for a in sent[0]["associations"] for t in a["types"]] == [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 16},
+        {"associationCategory": "USER_DEFINED", "associationTypeId": 42},
+    ]
+    assert sent[1]["associations"][0]["types"] == [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 16}
+    ]
+    # The input itself is left as given (it goes to failed.jsonl as it was).
+    assert record["associations"][0]["types"] == [{"associationTypeId": 16}]
+
+
+@pytest.mark.parametrize(
+    ("types", "says"),
+    [
+        ([{"associationCategory": "HUBSPOT_DEFINED"}], "numeric associationTypeId"),
+        ([{"associationTypeId": "sixteen"}], "numeric associationTypeId"),
+        ([{"associationTypeId": True}], "numeric associationTypeId"),
+        (["16"], "numeric associationTypeId"),
+        ([{"associationCategory": "MADE_UP", "associationTypeId": 1}], "'MADE_UP' is not one"),
+    ],
+)
+def test_bad_association_types_name_the_field(types: list[object], says: str) -> None:
+    from bulkops._errors import InputError
+    from bulkops._normalize import Normalizer
+
+    record = {"properties": {"subject": "x"}, "associations": [{"to": {"id": "7"}, "types": types}]}
+    with pytest.raises(InputError, match=says) as caught:
+        Normalizer(Operation.CREATE)(1, record)
+    assert caught.value.field == "associations"
