@@ -773,3 +773,48 @@ async def test_validation_rules_can_refuse_the_whole_batch_even_with_trace_ids(
         assert status == 400 and "content is required" in out["message"]
         assert f.records("tickets") == []
         assert (await post(http, url, creates(3)))[0] == 201
+
+
+def test_fake_server_command_line_takes_rules_and_versions() -> None:
+    import argparse
+
+    from bulkops.testing import add_fake_server_arguments
+    from bulkops.testing._fake_cli import config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_fake_server_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--validation-rule",
+            "hs_ticket_priority=HIGH requires content",
+            "--validation-rule",
+            "source_type=PHONE requires content,hs_ticket_category",
+            "--api-versions",
+            "2026-09, v3",
+        ]
+    )
+    cfg = config_from_args(args)
+    assert list(cfg.validation_rules) == [
+        RULE,
+        ValidationRule.parse("source_type=PHONE requires content,hs_ticket_category"),
+    ]
+    assert cfg.api_versions == {"2026-09", "v3"}
+    default = config_from_args(parser.parse_args([]))
+    assert default.api_versions == {"2026-03", "2026-09", "v3", "v1"}
+    assert not default.validation_rules
+
+
+def test_fake_server_command_line_refuses_a_bad_rule_or_version(capsys) -> None:
+    import argparse
+
+    from bulkops.testing import add_fake_server_arguments, run_fake_server_from_args
+
+    parser = argparse.ArgumentParser(prog="fake-server")
+    add_fake_server_arguments(parser)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--validation-rule", "content is required"])
+    assert exit_.value.code == 2
+    assert "PROPERTY=VALUE requires PROPERTY" in capsys.readouterr().err
+    # A version the fake cannot serve: one plain message and exit 2, no traceback.
+    assert run_fake_server_from_args(parser.parse_args(["--api-versions", "2026-06"])) == 2
+    assert "2026-06" in capsys.readouterr().err
