@@ -4,13 +4,20 @@ invariant on every job."""
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import anyio
+import orjson
 import pytest
 
-from bulkops import JobConfig, Operation, Secret, run_job
+from bulkops import ConfigError, JobConfig, Operation, Secret, run_job
+from bulkops._cli import confirm_permanent_delete, main
 from bulkops._versions import ApiVersion
 from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot, FaultPlan, ValidationRule
 
@@ -233,3 +240,131 @@ async def test_associations_without_a_category_are_written(fake, tmp_path, versi
         assert assoc["types"] == [
             {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 16}
         ]
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+async def bulkops_cli(*args: Any, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """``python -m bulkops ARGS`` with the fake's token; stdin is a pipe, not a terminal."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+    environ["HUBSPOT_ACCESS_TOKEN"] = DEFAULT_FAKE_TOKEN
+    with anyio.fail_after(60):
+        return await anyio.run_process(
+            [sys.executable, "-m", "bulkops", *map(str, args)],
+            input=stdin,
+            env=environ,
+            check=False,
+        )
+
+
+def jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "segment"),
+    [
+        ((), "/2026-09/"),
+        (("--api-version", "2026-03"), "/2026-03/"),
+        (("--api-version", "v3"), "/v3/"),
+        (("--api", "v3"), "/v3/"),  # the older spelling
+    ],
+)
+async def test_cli_api_version(fake, tmp_path, flags, segment):
+    src = jsonl(tmp_path / "in.jsonl", [ticket(n) for n in range(1, 21)])
+    out = tmp_path / "out"
+    done = await bulkops_cli(
+        "run", "create", "--input", src, "--out", out, "--base-url", fake.url, "--rate-limit",
+        0, "--progress", "none", *flags,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert_accounted(out, 20)
+    assert len(fake.stats.paths) == 2  # the schema and one create
+    assert all(segment in p for p in fake.stats.paths)
+    assert b"v1" not in done.stderr  # no sunset warning outside v1
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--api-version", "2026-06"], "March and September only"),
+        (["--api-version", "2025-09"], "older than the first dated version"),
+    ],
+)
+def test_cli_refuses_a_bad_version_naming_it(tmp_path, capsys, flags, says):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "create", "--input", str(tmp_path / "x.jsonl"), *flags])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--api-version" in err and says in err and "Traceback" not in err
+
+
+def test_cli_refuses_disagreeing_api_flags_and_v1_names_without_v1(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "t")
+    src = str(jsonl(tmp_path / "in.jsonl", [ticket(1)]))
+    base = ["run", "create", "--input", src, "--out", str(tmp_path / "o")]
+    assert main([*base, "--api", "v3", "--api-version", "2026-09"]) == 2
+    assert "--api v3 and --api-version 2026-09 disagree" in capsys.readouterr().err
+    assert main(["run", "batch-create", "--input", src, "--api-version", "2026-09"]) == 2
+    assert "batch-create is a v1 operation: add --api-version v1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+async def test_cli_v1_job_warns_once_of_the_sunset(fake, tmp_path):
+    src = jsonl(tmp_path / "in.jsonl", [ticket(n) for n in range(1, 11)])
+    done = await bulkops_cli(
+        "run", "batch-create", "--api", "v1", "--input", src, "--out", tmp_path / "o",
+        "--base-url", fake.url, "--rate-limit", 0, "--progress", "none",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    err = done.stderr.decode()
+    assert err.count("September 2027") == 1
+    assert "--api-version 2026-09" in err
+    assert fake.stats.paths["/crm-objects/v1/objects/tickets/batch-create"] == 1
+
+
+async def test_cli_v1_batch_delete_needs_yes_without_a_terminal(fake, tmp_path):
+    ids = fake.seed_records("tickets", [ticket(n) for n in range(1, 6)])
+    src = jsonl(tmp_path / "ids.jsonl", [{"id": i} for i in ids])
+    line = ["run", "batch-delete", "--api-version", "v1", "--input", src, "--base-url", fake.url,
+            "--rate-limit", 0, "--progress", "none"]  # fmt: skip
+    refused = await bulkops_cli(*line, "--out", tmp_path / "a", stdin=b"yes\n")
+    assert refused.returncode == 2
+    err = refused.stderr.decode()
+    assert "permanently" in err and "add --yes" in err and "Traceback" not in err
+    assert fake.stats.requests == 0 and len(fake.records("tickets")) == 5
+
+    done = await bulkops_cli(*line, "--out", tmp_path / "b", "--yes")
+    assert done.returncode == 0, done.stderr.decode()
+    assert_accounted(tmp_path / "b", 5)
+    assert fake.records("tickets", include_archived=True) == []  # gone for good
+
+
+class Terminal(io.StringIO):
+    """Typed answers on a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("answer", ["yes\n", "Y\n"])
+def test_permanent_delete_goes_on_when_the_user_says_yes(tmp_path, answer):
+    src = jsonl(tmp_path / "ids.jsonl", [{"id": str(n)} for n in range(1, 8)])
+    prompt = io.StringIO()
+    confirm_permanent_delete(str(src), stdin=Terminal(answer), stderr=prompt)
+    assert "PERMANENTLY delete about 7 tickets" in prompt.getvalue()
+
+
+@pytest.mark.parametrize("answer", ["no\n", "\n", ""])
+def test_permanent_delete_stops_on_anything_but_yes(tmp_path, answer):
+    src = jsonl(tmp_path / "ids.jsonl", [{"id": "1"}])
+    with pytest.raises(ConfigError, match="not confirmed; nothing was deleted"):
+        confirm_permanent_delete(str(src), stdin=Terminal(answer), stderr=io.StringIO())
+
+
+def test_permanent_delete_from_stdin_needs_yes_even_on_a_terminal():
+    # The records come on stdin, so it cannot also carry the answer.
+    with pytest.raises(ConfigError, match="add --yes"):
+        confirm_permanent_delete("-", stdin=Terminal("yes\n"), stderr=io.StringIO())
