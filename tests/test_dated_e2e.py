@@ -368,3 +368,23 @@ def test_permanent_delete_from_stdin_needs_yes_even_on_a_terminal():
     # The records come on stdin, so it cannot also carry the answer.
     with pytest.raises(ConfigError, match="add --yes"):
         confirm_permanent_delete("-", stdin=Terminal("yes\n"), stderr=io.StringIO())
+
+
+@pytest.mark.parametrize("preflight", [True, False])
+async def test_a_version_hubspot_does_not_publish_stops_the_job(fake, tmp_path, preflight):
+    cfg = config(
+        fake,
+        tmp_path,
+        Operation.CREATE,
+        api_version=ApiVersion.parse("2027-03"),
+        preflight=preflight,
+    )
+    report = await run_job(cfg, [ticket(n) for n in range(1, 301)])
+    assert report.exit_code == 2
+    assert "404" in report.data["stop"]["message"]
+    assert fake.records("tickets") == []
+    if preflight:
+        assert fake.stats.requests == 1  # the schema read
+    else:
+        assert fake.stats.requests <= 3  # batches already in flight when the first 404 came
+        assert "--api-version" in report.data["stop"]["message"]
