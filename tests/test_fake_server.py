@@ -818,3 +818,18 @@ def test_fake_server_command_line_refuses_a_bad_rule_or_version(capsys) -> None:
     # A version the fake cannot serve: one plain message and exit 2, no traceback.
     assert run_fake_server_from_args(parser.parse_args(["--api-versions", "2026-06"])) == 2
     assert "2026-06" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", [V3, DATED])
+async def test_a_ticket_created_without_a_pipeline_lands_in_the_default_one(
+    fake: FakeHubSpot, http: aiohttp.ClientSession, prefix: str
+) -> None:
+    # hubspot-api.md §2: hs_pipeline is optional on create (v1 still requires it).
+    props = {"subject": "s", "hs_pipeline_stage": "1"}
+    body = {"inputs": [{"properties": props, "objectWriteTraceId": "a"}]}
+    status, out, _ = await post(http, fake.url + prefix + "/tickets/batch/create", body)
+    assert status == 201
+    assert out["results"][0]["properties"]["hs_pipeline"] == "0"
+    [stored] = fake.records("tickets")
+    assert stored["properties"]["hs_pipeline"] == "0"
+    assert props == {"subject": "s", "hs_pipeline_stage": "1"}  # the input is not touched

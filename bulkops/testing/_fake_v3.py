@@ -40,6 +40,7 @@ MAX_INPUTS = 100
 MAX_HISTORY_INPUTS = 50
 _PERM_POOL = 64
 OPS = frozenset({"create", "update", "upsert", "archive", "read"})
+DEFAULT_TICKET_PIPELINE = "0"  # the id of every portal's default ticket pipeline
 
 
 def _input_id(inp: JSON) -> str:
@@ -205,6 +206,7 @@ class V3:
         category_required = not is_dated(version)
         rules = self.config.validation_rules if enforces_validation_rules(version) else ()
         broken_rules = 0
+        default_pipeline = ot.name == "tickets"
         table = self.store.table(ot)
         index = table.unique
         by_id = table.by_id
@@ -248,6 +250,10 @@ class V3:
                     if trace is not None:
                         missing_traces.append(trace)
                     continue
+            if own is None and default_pipeline and not props.get("hs_pipeline"):
+                # "If a pipeline isn't specified, the default pipeline will be used" (§2); v1
+                # still requires it.
+                props = {**props, "hs_pipeline": DEFAULT_TICKET_PIPELINE}
             clean, problems = validate_props(ot, props, own is None)
             if problems:
                 failures.append(B.validation_item(problems, trace))
