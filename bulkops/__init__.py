@@ -16,13 +16,16 @@ from ._config import JobConfig, Secret
 from ._engine import Job, JobReport, Progress, run_job
 from ._errors import BulkOpsError, ConfigError, InputError
 from ._models import Api, Operation
+from ._versions import DEFAULT_API_VERSION, ApiVersion
 from ._sources import RawRow, from_iterable, open_source, read_csv, read_jsonl
 
 __version__ = "0.1.0"
 
 __all__ = [
     # models and configuration
+    "DEFAULT_API_VERSION",
     "Api",
+    "ApiVersion",
     # exceptions
     "BulkOpsError",
     "ConfigError",

@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import orjson
@@ -28,6 +28,7 @@ from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
 from ._sources import RawRow, fingerprint, open_source
+from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = ["main"]
 
@@ -40,17 +41,18 @@ _V1_NAMES = {
     "batch-read": Operation.READ,
 }
 
-_RUN_HELP = """\
-operations (v3, any object type):
+_RUN_HELP = f"""\
+operations (any object type; --api-version {DEFAULT_API_VERSION} by default, or v3):
   create   new records; associations from JSONL "associations" or CSV columns assoc:<typeId>
   update   by record id (column "id"), or by a unique property with --id-property
   upsert   by a unique property (--id-property, required); results say new or updated
   archive  by record id; moves records to the recycle bin (restorable for 90 days)
   read     by record id or --id-property; --properties a,b chooses what comes back
 
-legacy v1 ticket API (--api v1): batch-create, batch-update, batch-read and batch-delete
-  (also reachable as create/update/read/archive). batch-delete is PERMANENT: v1 deletes
-  tickets for good, there is no recycle bin.
+legacy v1 ticket API (--api-version v1, or --api v1): batch-create, batch-update,
+  batch-read and batch-delete (also reachable as create/update/read/archive). HubSpot stops
+  supporting v1 in September 2027. batch-delete is PERMANENT: v1 deletes tickets for good,
+  there is no recycle bin; it asks for confirmation on a terminal, or needs --yes.
 
 The token comes from HUBSPOT_ACCESS_TOKEN or --token-file, never from the command line.
 exit codes: 0 all written, 1 some records failed, 2 usage/config error, 3 stopped (resumable)
@@ -111,7 +113,18 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="an empty CSV cell clears the property (default: leave it unchanged)",
     )
-    p.add_argument("--api", choices=["v3", "v1"], default="v3")
+    p.add_argument(
+        "--api-version",
+        type=_api_version,
+        help=f"HubSpot API version: YYYY-03 or YYYY-09 (default {DEFAULT_API_VERSION}), v3, "
+        "or v1 (legacy tickets)",
+    )
+    p.add_argument("--api", choices=["v3", "v1"], help="older spelling of --api-version v3|v1")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm a permanent v1 batch-delete without being asked",
+    )
     p.add_argument(
         "--base-url",
         default=os.environ.get("HUBSPOT_BASE_URL", DEFAULT_BASE_URL),
@@ -152,6 +165,27 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     _add_display_arguments(p)
 
 
+def _api_version(value: str) -> ApiVersion:
+    try:
+        return ApiVersion.parse(value)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _chosen_version(args: argparse.Namespace) -> ApiVersion:
+    """``--api-version``, or its older spelling ``--api``; the default when neither."""
+    version: ApiVersion | None = args.api_version
+    if args.api is not None:
+        alias = ApiVersion.parse(args.api)
+        if version is not None and version != alias:
+            raise ConfigError(
+                f"--api {args.api} and --api-version {version} disagree "
+                "(--api is the older spelling of --api-version; give one)"
+            )
+        version = alias
+    return version or DEFAULT_API_VERSION
+
+
 def _add_display_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--progress",
@@ -163,11 +197,11 @@ def _add_display_arguments(p: argparse.ArgumentParser) -> None:
 
 def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
     name = args.operation
-    api = Api(args.api)
+    version = _chosen_version(args)
     if name in _V1_NAMES:
         operation = _V1_NAMES[name]
-        if api is not Api.V1:
-            raise ConfigError(f"{name} is a v1 operation: add --api v1")
+        if not version.is_legacy_v1:
+            raise ConfigError(f"{name} is a v1 operation: add --api-version v1")
     else:
         operation = Operation(name)
     budget, share = None, None
@@ -184,7 +218,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         operation=operation,
         token=token,
         object_type=args.object_type,
-        api=api,
+        api_version=version,
         base_url=args.base_url,
         id_property=args.id_property,
         properties=args.properties,
@@ -280,11 +314,48 @@ def _cmd_run(args: argparse.Namespace) -> int:
             meta["fingerprint"] = fingerprint(args.input)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot read --input {args.input}: {exc}") from None
+    if config.api is Api.V1 and config.operation is Operation.ARCHIVE and not args.yes:
+        confirm_permanent_delete(args.input, stdin=sys.stdin, stderr=sys.stderr)
     job = Job(config, source, input_name=args.input, input_meta=meta)
     return _drive_and_report(job, args, count_from=args.input)
 
 
+V1_SUNSET_WARNING = (
+    "bulkops: warning: this job uses HubSpot's legacy v1 ticket API, which HubSpot stops "
+    "supporting in September 2027. The same records can be written with --api-version "
+    f"{DEFAULT_API_VERSION} (create, update, read, and archive, which HubSpot can restore "
+    "for 90 days, unlike v1's permanent batch-delete)."
+)
+
+
+def confirm_permanent_delete(input_path: str, *, stdin: TextIO, stderr: TextIO) -> None:
+    """v1 batch-delete cannot be undone: ask on a terminal, else insist on ``--yes``.
+
+    :raises ConfigError: unless the user typed yes (nothing has been sent then).
+    """
+    # With the records on stdin there is no terminal left to answer on.
+    if input_path == "-" or not stdin.isatty():
+        raise ConfigError(
+            "v1 batch-delete deletes tickets permanently (no recycle bin); "
+            "add --yes to confirm, or use archive with --api-version "
+            f"{DEFAULT_API_VERSION}, which HubSpot can restore for 90 days"
+        )
+    rows = _count_rows(input_path)
+    what = f"about {rows} tickets" if rows is not None else f"the tickets listed in {input_path}"
+    print(
+        f"bulkops: batch-delete will PERMANENTLY delete {what} (v1 has no recycle bin). "
+        "Type yes to go on: ",
+        end="",
+        file=stderr,
+        flush=True,
+    )
+    if stdin.readline().strip().lower() not in ("y", "yes"):
+        raise ConfigError("batch-delete not confirmed; nothing was deleted")
+
+
 def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | None) -> int:
+    if job.config.api is Api.V1:
+        print(V1_SUNSET_WARNING, file=sys.stderr)
     with ProgressDisplay(mode=args.progress) as display:
         report = anyio.run(lambda: drive(job, display, count_from=count_from))
     print(format_summary(report), file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any
 from ._errors import ConfigError
 from ._models import Api, Operation
 from ._retry import RetryPolicy
+from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -93,6 +94,9 @@ class JobConfig:
     token: Secret
     object_type: str = "tickets"
     api: Api = Api.V3
+    # The paths spoken: a dated version (default: the newest tested), v3, or v1. ``api`` is
+    # derived from it (api=Api.V1 alone still selects v1); see _versions.py.
+    api_version: ApiVersion = DEFAULT_API_VERSION
     base_url: str = DEFAULT_BASE_URL
     # update/read: records are addressed by this unique property instead of the record id.
     # upsert: required, the unique property. create: lets an unknown outcome be settled by
@@ -132,6 +136,7 @@ class JobConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"{name} {why}")
 
+        self._settle_api_version()
         if not self.object_type or "/" in self.object_type:
             raise bad("object_type", f"{self.object_type!r} is not an object type")
         if not self.base_url.startswith(("http://", "https://")):
@@ -174,6 +179,20 @@ class JobConfig:
         if op is not Operation.READ and (self.properties or self.properties_with_history):
             raise bad("properties", "only apply to read")
 
+    def _settle_api_version(self) -> None:
+        # Two fields say one thing: ``api`` (the older, dialect-only choice) and ``api_version``.
+        # api=V1 with the default version means v1; otherwise the version decides the dialect.
+        version = self.api_version
+        if not isinstance(version, ApiVersion):
+            raise ConfigError(f"api_version must be an ApiVersion, not {type(version).__name__}")
+        if self.api is Api.V1 and not version.is_legacy_v1:
+            if version != DEFAULT_API_VERSION:
+                raise ConfigError(
+                    f"api_version {version} contradicts api=v1 (v1 is api_version v1)"
+                )
+            object.__setattr__(self, "api_version", ApiVersion("v1"))
+        object.__setattr__(self, "api", self.api_version.api)
+
     @property
     def retry(self) -> RetryPolicy:
         return RetryPolicy(
@@ -203,6 +222,8 @@ def config_to_meta(config: JobConfig) -> dict[str, Any]:
         value = getattr(config, f.name)
         if isinstance(value, enum.Enum):
             value = value.value
+        elif isinstance(value, ApiVersion):
+            value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
         meta[f.name] = value
@@ -213,6 +234,8 @@ def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> J
     values = dict(meta)
     values["operation"] = Operation(values["operation"])
     values["api"] = Api(values["api"])
+    # A job journaled before api_version existed spoke the paths of its api (v3 or v1).
+    values["api_version"] = ApiVersion.parse(values.get("api_version") or values["api"].value)
     for name in ("properties", "properties_with_history"):
         values[name] = tuple(values.get(name) or ())
     known = {f.name for f in fields(JobConfig)}

@@ -230,6 +230,7 @@ class Job:
                 operation=config.operation.value,
                 object_type=config.object_type,
                 api=config.api.value,
+                api_version=str(config.api_version),
                 host=self._channel.host if self._channel else _host_of(config.base_url),
                 id_property=config.id_property,
                 input=self._input_name,
@@ -536,8 +537,7 @@ def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | Non
 
 
 def _properties_path(config: JobConfig) -> str:
-    object_type = "tickets" if config.api is Api.V1 else config.object_type
-    return f"/crm/v3/properties/{object_type}"
+    return config.api_version.properties_path(config.object_type)
 
 
 def _dialects(config: JobConfig) -> Dialects:
@@ -552,17 +552,20 @@ def _dialects(config: JobConfig) -> Dialects:
             config.object_type,
             id_property=config.id_property,
             properties=config.properties,
+            version=config.api_version,
             properties_with_history=config.properties_with_history,
             archived=config.archived,
         )
     read_back = None
     if config.operation is Operation.CREATE and config.id_property:
-        # Creates with a unique property are settled by a v3 read on it (v1 tickets are the
-        # same records, so this serves the v1 dialect too).
+        # Creates with a unique property are settled by a read on it in the job's version (v1
+        # tickets are the same records, and a v1 version reads through v3, so this serves the
+        # v1 dialect too).
         object_type = "tickets" if config.api is Api.V1 else config.object_type
         read_back = V3Dialect(
             Operation.READ,
             object_type,
+            version=config.api_version,
             id_property=config.id_property,
             properties=[config.id_property],
         )

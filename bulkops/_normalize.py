@@ -5,7 +5,8 @@ Two input shapes are accepted:
 * flat: ``{"id": "512", "subject": "Printer on fire", ...}``. Every key is a property except
   ``id`` (the record id) and association columns ``assoc:<typeId>`` or
   ``assoc:<CATEGORY>:<typeId>`` whose value is one or more target ids separated by ``;``.
-* HubSpot-shaped: ``{"id": "512", "properties": {...}, "associations": [...]}``.
+* HubSpot-shaped: ``{"id": "512", "properties": {...}, "associations": [...]}``; a type in
+  ``types`` may leave out ``associationCategory`` (then HUBSPOT_DEFINED, as for a column).
 
 Everything wrong with a record raises :class:`InputError` naming the field, so the row can go to
 ``failed.jsonl`` with a reason and the job can go on.
@@ -66,15 +67,40 @@ def _association_column(name: str, value: str) -> list[dict[str, Any]]:
 
 
 def _check_associations(value: Any) -> list[dict[str, Any]]:
+    """Check a record's ``associations`` and return them with every type in the one shape
+    both API versions take: ``{"associationCategory", "associationTypeId"}``."""
     if not isinstance(value, list):
         raise InputError("associations must be a list", field="associations")
+    out: list[dict[str, Any]] = []
     for assoc in value:
         to = assoc.get("to") if isinstance(assoc, dict) else None
         if not isinstance(to, dict) or not str(to.get("id", "")).strip():
             raise InputError("each association needs to.id", field="associations")
         if not isinstance(assoc.get("types"), list) or not assoc["types"]:
             raise InputError("each association needs a non-empty types list", field="associations")
-    return value
+        out.append({**assoc, "types": [_association_type(t) for t in assoc["types"]]})
+    return out
+
+
+def _association_type(spec: Any) -> dict[str, Any]:
+    # Dated versions document types with or without associationCategory, v3 requires it
+    # (hubspot-api.md §2, §14). A type id given alone is taken as one of HubSpot's default
+    # (HUBSPOT_DEFINED) types, as an assoc:<typeId> column is; a custom label must come with
+    # its category. So both versions get the category, which both accept.
+    type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None
+    if isinstance(type_id, str) and type_id.strip().isdigit():
+        type_id = int(type_id)
+    if not isinstance(type_id, int) or isinstance(type_id, bool):
+        raise InputError(
+            "each association type needs a numeric associationTypeId", field="associations"
+        )
+    category = spec.get("associationCategory") or "HUBSPOT_DEFINED"
+    if not isinstance(category, str) or category.upper() not in _CATEGORIES:
+        raise InputError(
+            f"associationCategory {category!r} is not one of {sorted(_CATEGORIES)}",
+            field="associations",
+        )
+    return {"associationCategory": category.upper(), "associationTypeId": type_id}
 
 
 class Normalizer:

@@ -45,6 +45,7 @@ class JobInfo:
     operation: str
     object_type: str
     api: str
+    api_version: str
     host: str
     id_property: str | None
     input: str
@@ -167,7 +168,7 @@ class JobReport:
         return cls(
             status=JobStatus(data["status"]),
             stop=None if not stop else Stop(StopReason(stop["reason"]), str(stop["message"])),
-            job=JobInfo(**data["job"]),
+            job=JobInfo(**{"api_version": data["job"].get("api", "v3"), **data["job"]}),
             rows=RowCounts(**data["rows"]),
             written=Written(**data["written"]),
             failed_by_category=dict(data["failed_by_category"]),

@@ -13,6 +13,9 @@ from bulkops._dialect_v1 import V1Dialect
 from bulkops._dialect_v3 import V3Dialect
 from bulkops._models import Item, Operation
 from bulkops._transport import HttpResponse
+from bulkops._versions import ApiVersion
+
+V3 = ApiVersion.parse("v3")
 
 
 def resp(status: int, body: object = None) -> HttpResponse:
@@ -42,7 +45,7 @@ def test_v3_create_request_carries_trace_ids_and_associations() -> None:
         }
     ]
     req = V3Dialect(Operation.CREATE, "tickets").request(its)
-    assert req.path == "/crm/v3/objects/tickets/batch/create"
+    assert req.path == "/crm/objects/2026-09/tickets/batch/create"  # the default version
     assert [i["objectWriteTraceId"] for i in req.body["inputs"]] == ["1", "2"]
     assert req.body["inputs"][0]["associations"][0]["to"]["id"] == "9"
     assert "associations" not in req.body["inputs"][1]
@@ -52,7 +55,7 @@ def test_v3_upsert_and_read_bodies() -> None:
     its = items(2, key_prop="external_id")
     for it in its:
         it.record_id = it.properties["external_id"]
-    up = V3Dialect(Operation.UPSERT, "2-123", id_property="external_id").request(its)
+    up = V3Dialect(Operation.UPSERT, "2-123", version=V3, id_property="external_id").request(its)
     assert up.path == "/crm/v3/objects/2-123/batch/upsert"
     assert up.body["inputs"][0] == {
         "id": "K1",
@@ -280,3 +283,79 @@ async def test_missing_required_field_is_isolated_in_two_requests(tmp_path) -> N
         assert report.to_json()["rows"]["failed"] == 1
         assert len(fake.records("tickets")) == 99
         assert report.requests.by_kind.get("isolation", 0) == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "path"),
+    [
+        ("2026-09", "/crm/objects/2026-09/deals/batch/update"),
+        ("2026-03", "/crm/objects/2026-03/deals/batch/update"),
+        ("v3", "/crm/v3/objects/deals/batch/update"),
+    ],
+)
+def test_v3_dialect_spells_the_path_of_its_version(version: str, path: str) -> None:
+    dialect = V3Dialect(Operation.UPDATE, "deals", version=ApiVersion.parse(version))
+    req = dialect.request(items(1, ids=True))
+    assert req.path == path
+    assert req.body["inputs"][0]["id"] == "1001"  # same body on every version
+
+
+def test_v3_dialect_404_names_the_flags_to_check() -> None:
+    body = {"status": "error", "message": "No route found"}
+    dated = V3Dialect(Operation.CREATE, "tickets", version=ApiVersion.parse("2027-03"))
+    verdict = dated.parse_rejection(items(1), resp(404, body))
+    assert isinstance(verdict, Fatal)
+    assert "/crm/objects/2027-03/tickets/batch/create" in verdict.message
+    assert "--api-version" in verdict.message
+    legacy = V3Dialect(Operation.CREATE, "tickets", version=V3)
+    verdict = legacy.parse_rejection(items(1), resp(404, body))
+    assert isinstance(verdict, Fatal) and "--api-version" not in verdict.message
+
+
+@pytest.mark.parametrize("version", ["2026-09", "v3"])
+def test_association_types_with_or_without_a_category_are_sent_with_one(version: str) -> None:
+    from bulkops._normalize import Normalizer
+
+    record = {
+        "properties": {"subject": "x"},
+        "associations": [
+            {"to": {"id": "7"}, "types": [{"associationTypeId": 16}]},
+            {
+                "to": {"id": "8"},
+                "types": [{"associationCategory": "user_defined", "associationTypeId": "42"}],
+            },
+        ],
+    }
+    item = Normalizer(Operation.CREATE)(1, record)
+    column = Normalizer(Operation.CREATE)(2, {"subject": "y", "assoc:16": "9"})
+    dialect = V3Dialect(Operation.CREATE, "tickets", version=ApiVersion.parse(version))
+    sent = dialect.request([item, column]).body["inputs"]
+    assert [t for a in sent[0]["associations"] for t in a["types"]] == [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 16},
+        {"associationCategory": "USER_DEFINED", "associationTypeId": 42},
+    ]
+    assert sent[1]["associations"][0]["types"] == [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 16}
+    ]
+    # The input itself is left as given (it goes to failed.jsonl as it was).
+    assert record["associations"][0]["types"] == [{"associationTypeId": 16}]
+
+
+@pytest.mark.parametrize(
+    ("types", "says"),
+    [
+        ([{"associationCategory": "HUBSPOT_DEFINED"}], "numeric associationTypeId"),
+        ([{"associationTypeId": "sixteen"}], "numeric associationTypeId"),
+        ([{"associationTypeId": True}], "numeric associationTypeId"),
+        (["16"], "numeric associationTypeId"),
+        ([{"associationCategory": "MADE_UP", "associationTypeId": 1}], "'MADE_UP' is not one"),
+    ],
+)
+def test_bad_association_types_name_the_field(types: list[object], says: str) -> None:
+    from bulkops._errors import InputError
+    from bulkops._normalize import Normalizer
+
+    record = {"properties": {"subject": "x"}, "associations": [{"to": {"id": "7"}, "types": types}]}
+    with pytest.raises(InputError, match=says) as caught:
+        Normalizer(Operation.CREATE)(1, record)
+    assert caught.value.field == "associations"

@@ -11,11 +11,19 @@ import aiohttp
 import orjson
 import pytest
 
-from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot, PropertyDef
+from bulkops.testing import (
+    DEFAULT_FAKE_TOKEN,
+    FakeConfig,
+    FakeHubSpot,
+    PropertyDef,
+    ValidationRule,
+)
 
 AUTH = {"Authorization": f"Bearer {DEFAULT_FAKE_TOKEN}"}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 V3 = "/crm/v3/objects"
+DATED = "/crm/objects/2026-09"
+RULE = ValidationRule.parse("hs_ticket_priority=HIGH requires content")
 
 
 def ticket(i: int | str, **extra: str) -> dict[str, str]:
@@ -585,3 +593,243 @@ async def test_stats_reset_and_helpers(fake: FakeHubSpot, http: aiohttp.ClientSe
         fake.seed_records("tickets", [ticket(0)])  # unique external_id already taken
     with pytest.raises(ValueError):
         fake.seed_records("tickets", [{"subject": "no pipeline"}])
+
+
+# -- date-versioned paths (hubspot-api.md §14) ------------------------------------------------
+
+
+async def test_dated_and_v3_paths_share_one_store_and_are_counted_by_path(
+    fake: FakeHubSpot, http: aiohttp.ClientSession
+) -> None:
+    status, body, _ = await post(http, fake.url + DATED + "/tickets/batch/create", creates(2))
+    assert status == 201
+    ids = [{"id": r["id"]} for r in body["results"]]
+    read = {"inputs": ids, "properties": ["subject"], "propertiesWithHistory": []}
+    status, body, _ = await post(http, fake.url + V3 + "/tickets/batch/read", read)
+    assert status == 200 and len(body["results"]) == 2
+    status, body, _ = await post(http, fake.url + "/crm/objects/2026-03/tickets/batch/read", read)
+    assert status == 200 and len(body["results"]) == 2
+    async with http.get(fake.url + "/crm/properties/2026-09/tickets") as r:
+        assert r.status == 200
+        names = {p["name"] for p in (await r.json())["results"]}
+    assert {"subject", "hs_pipeline_stage"} <= names
+    assert fake.stats.paths == {
+        "/crm/objects/2026-09/tickets/batch/create": 1,
+        "/crm/v3/objects/tickets/batch/read": 1,
+        "/crm/objects/2026-03/tickets/batch/read": 1,
+        "/crm/properties/2026-09/tickets": 1,
+    }
+    # by_endpoint counts the endpoint, whichever version's path reached it.
+    assert fake.stats.by_endpoint["v3 tickets read"] == 2
+    fake.stats.reset()
+    assert not fake.stats.paths
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/crm/objects/2027-03/tickets/batch/create",  # not published (by this fake) yet
+        "/crm/objects/2026-06/tickets/batch/create",  # no such version
+        "/crm/objects/v3/tickets/batch/create",  # no such path
+        "/crm/properties/2027-09/tickets",
+    ],
+)
+async def test_versions_the_fake_does_not_serve_are_404(
+    fake: FakeHubSpot, http: aiohttp.ClientSession, path: str
+) -> None:
+    if "properties" in path:
+        async with http.get(fake.url + path) as r:
+            status = r.status
+    else:
+        status, _, _ = await post(http, fake.url + path, creates(1))
+    assert status == 404
+    assert fake.records("tickets") == []
+    assert fake.stats.paths[path] == 1
+
+
+async def test_served_versions_are_configurable(http: aiohttp.ClientSession) -> None:
+    # After the sunset: only dated paths answer.
+    async with FakeHubSpot(FakeConfig(rate_limit=None, api_versions=frozenset({"2026-09"}))) as f:
+        assert (await post(http, f.url + V3 + "/tickets/batch/create", creates(1)))[0] == 404
+        v1 = f.url + "/crm-objects/v1/objects/tickets/batch-create"
+        assert (await post(http, v1, [[{"name": "subject", "value": "x"}]]))[0] == 404
+        assert (await post(http, f.url + DATED + "/tickets/batch/create", creates(1)))[0] == 201
+    with pytest.raises(ValueError, match="2026-06"):
+        FakeConfig(api_versions=frozenset({"2026-06"}))
+    with pytest.raises(ValueError, match="2025-09"):
+        FakeConfig(api_versions=frozenset({"2025-09"}))
+
+
+async def test_dated_versions_take_association_types_without_a_category(
+    fake: FakeHubSpot, http: aiohttp.ClientSession
+) -> None:
+    bare = [{"to": {"id": "99"}, "types": [{"associationTypeId": 16}]}]
+    body = creates(1)
+    body["inputs"][0]["associations"] = bare
+    status, _, _ = await post(http, fake.url + DATED + "/tickets/batch/create", body)
+    assert status == 201
+    # v3's AssociationSpec requires the category.
+    body = creates(1, start=1)
+    body["inputs"][0]["associations"] = bare
+    status, out, _ = await post(http, fake.url + V3 + "/tickets/batch/create", body)
+    assert status == 207 and "associationCategory" in by_trace(out)["t1"]["message"]
+    # A category given must still be a real one, on every version.
+    body = creates(1, start=2)
+    body["inputs"][0]["associations"] = [
+        {"to": {"id": "99"}, "types": [{"associationCategory": "MADE_UP", "associationTypeId": 1}]}
+    ]
+    status, out, _ = await post(http, fake.url + DATED + "/tickets/batch/create", body)
+    assert status == 207 and by_trace(out)["t2"]["category"] == "VALIDATION_ERROR"
+    assert [r["associations"] for r in fake.records("tickets")] == [bare]
+
+
+def test_validation_rule_parse() -> None:
+    assert RULE == ValidationRule(
+        when_property="hs_ticket_priority", when_value="HIGH", requires=("content",)
+    )
+    two = ValidationRule.parse(" source_type=PHONE requires content, hs_ticket_category ")
+    assert two.requires == ("content", "hs_ticket_category")
+    for text in (
+        "hs_ticket_priority=HIGH",
+        "HIGH requires content",
+        "a= requires b",
+        "a=b requires ",
+    ):
+        with pytest.raises(ValueError, match="PROPERTY=VALUE requires PROPERTY"):
+            ValidationRule.parse(text)
+
+
+@pytest.fixture
+async def ruled() -> AsyncIterator[FakeHubSpot]:
+    async with FakeHubSpot(FakeConfig(rate_limit=None, validation_rules=[RULE])) as f:
+        yield f
+
+
+def with_priority(body: dict[str, Any], *traces: int) -> dict[str, Any]:
+    for n in traces:
+        body["inputs"][n]["properties"]["hs_ticket_priority"] = "HIGH"
+    return body
+
+
+async def test_validation_rules_give_207_per_input_on_2026_09(
+    ruled: FakeHubSpot, http: aiohttp.ClientSession
+) -> None:
+    body = with_priority(creates(4), 1, 2)
+    body["inputs"][2]["properties"]["content"] = "the printer is on fire"
+    status, out, _ = await post(http, ruled.url + DATED + "/tickets/batch/create", body)
+    assert status == 207
+    [error] = out["errors"]
+    assert error["context"] == {"objectWriteTraceId": ["t1"]}
+    assert error["category"] == "VALIDATION_ERROR"
+    assert "content is required when hs_ticket_priority is HIGH" in error["message"]
+    assert error["errors"][0]["context"] == {"propertyName": ["content"]}
+    assert len(ruled.records("tickets")) == 3
+
+
+async def test_validation_rules_without_trace_ids_fail_the_whole_batch(
+    ruled: FakeHubSpot, http: aiohttp.ClientSession
+) -> None:
+    body = with_priority(creates(3, traced=False), 2)
+    status, out, _ = await post(http, ruled.url + DATED + "/tickets/batch/create", body)
+    assert status == 400 and out["category"] == "VALIDATION_ERROR"
+    assert "content is required" in out["message"] and out["correlationId"]
+    assert ruled.records("tickets") == []
+
+
+@pytest.mark.parametrize("prefix", [V3, "/crm/objects/2026-03"])
+async def test_validation_rules_apply_only_from_2026_09(
+    ruled: FakeHubSpot, http: aiohttp.ClientSession, prefix: str
+) -> None:
+    status, _, _ = await post(
+        http, ruled.url + prefix + "/tickets/batch/create", with_priority(creates(2), 0)
+    )
+    assert status == 201
+
+
+async def test_validation_rules_judge_an_update_by_the_record_after_it(
+    ruled: FakeHubSpot, http: aiohttp.ClientSession
+) -> None:
+    with_content, bare = ruled.seed_records("tickets", [ticket(1, content="c"), ticket(2)])
+    update = {
+        "inputs": [
+            {"id": rid, "properties": {"hs_ticket_priority": "HIGH"}, "objectWriteTraceId": rid}
+            for rid in (with_content, bare)
+        ]
+    }
+    status, out, _ = await post(http, ruled.url + DATED + "/tickets/batch/update", update)
+    assert status == 207
+    assert list(by_trace(out)) == [bare]
+    assert ruled.record("tickets", with_content)["properties"]["hs_ticket_priority"] == "HIGH"
+    assert "hs_ticket_priority" not in ruled.record("tickets", bare)["properties"]
+
+
+async def test_validation_rules_can_refuse_the_whole_batch_even_with_trace_ids(
+    http: aiohttp.ClientSession,
+) -> None:
+    cfg = FakeConfig(rate_limit=None, validation_rules=[RULE], validation_rules_multi_status=False)
+    async with FakeHubSpot(cfg) as f:
+        url = f.url + DATED + "/tickets/batch/create"
+        status, out, _ = await post(http, url, with_priority(creates(3), 1))
+        assert status == 400 and "content is required" in out["message"]
+        assert f.records("tickets") == []
+        assert (await post(http, url, creates(3)))[0] == 201
+
+
+def test_fake_server_command_line_takes_rules_and_versions() -> None:
+    import argparse
+
+    from bulkops.testing import add_fake_server_arguments
+    from bulkops.testing._fake_cli import config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_fake_server_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--validation-rule",
+            "hs_ticket_priority=HIGH requires content",
+            "--validation-rule",
+            "source_type=PHONE requires content,hs_ticket_category",
+            "--api-versions",
+            "2026-09, v3",
+        ]
+    )
+    cfg = config_from_args(args)
+    assert list(cfg.validation_rules) == [
+        RULE,
+        ValidationRule.parse("source_type=PHONE requires content,hs_ticket_category"),
+    ]
+    assert cfg.api_versions == {"2026-09", "v3"}
+    default = config_from_args(parser.parse_args([]))
+    assert default.api_versions == {"2026-03", "2026-09", "v3", "v1"}
+    assert not default.validation_rules
+
+
+def test_fake_server_command_line_refuses_a_bad_rule_or_version(capsys) -> None:
+    import argparse
+
+    from bulkops.testing import add_fake_server_arguments, run_fake_server_from_args
+
+    parser = argparse.ArgumentParser(prog="fake-server")
+    add_fake_server_arguments(parser)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--validation-rule", "content is required"])
+    assert exit_.value.code == 2
+    assert "PROPERTY=VALUE requires PROPERTY" in capsys.readouterr().err
+    # A version the fake cannot serve: one plain message and exit 2, no traceback.
+    assert run_fake_server_from_args(parser.parse_args(["--api-versions", "2026-06"])) == 2
+    assert "2026-06" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prefix", [V3, DATED])
+async def test_a_ticket_created_without_a_pipeline_lands_in_the_default_one(
+    fake: FakeHubSpot, http: aiohttp.ClientSession, prefix: str
+) -> None:
+    # hubspot-api.md §2: hs_pipeline is optional on create (v1 still requires it).
+    props = {"subject": "s", "hs_pipeline_stage": "1"}
+    body = {"inputs": [{"properties": props, "objectWriteTraceId": "a"}]}
+    status, out, _ = await post(http, fake.url + prefix + "/tickets/batch/create", body)
+    assert status == 201
+    assert out["results"][0]["properties"]["hs_pipeline"] == "0"
+    [stored] = fake.records("tickets")
+    assert stored["properties"]["hs_pipeline"] == "0"
+    assert props == {"subject": "s", "hs_pipeline_stage": "1"}  # the input is not touched

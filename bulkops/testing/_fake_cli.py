@@ -9,8 +9,9 @@ import gc
 import signal
 import sys
 
-from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig
+from bulkops.testing._fake_config import DEFAULT_API_VERSIONS, DEFAULT_FAKE_TOKEN, FakeConfig
 from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_schema import ValidationRule
 from bulkops.testing._fake_server import FakeHubSpot
 
 
@@ -32,6 +33,17 @@ def _probability(text: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise argparse.ArgumentTypeError(f"probability must be in [0, 1], got {text}")
     return p
+
+
+def _validation_rule(text: str) -> ValidationRule:
+    try:
+        return ValidationRule.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _versions(text: str) -> frozenset[str]:
+    return frozenset(v.strip() for v in text.split(",") if v.strip())
 
 
 def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +116,23 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not put objectWriteTraceId on result objects",
     )
     a("--retry-after", action="store_true", help="send Retry-After on rolling/secondly 429s")
+    a(
+        "--validation-rule",
+        type=_validation_rule,
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a portal validation rule checked on writes on 2026-09 and later, e.g. "
+        "'hs_ticket_priority=HIGH requires content' (repeatable)",
+    )
+    a(
+        "--api-versions",
+        type=_versions,
+        default=DEFAULT_API_VERSIONS,
+        metavar="V,...",
+        help="versions the paths may name, others answer 404 "
+        f"(default {','.join(sorted(DEFAULT_API_VERSIONS))})",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> FakeConfig:
@@ -118,6 +147,8 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
         shuffle_results=not args.no_shuffle,
         echo_trace_ids=not args.no_echo_trace_ids,
         retry_after_on_429=args.retry_after,
+        validation_rules=tuple(args.validation_rule),
+        api_versions=args.api_versions,
         seed=args.seed,
         faults=FaultPlan(
             seed=args.seed,

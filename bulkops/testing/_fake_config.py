@@ -2,30 +2,60 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bulkops.testing._fake_faults import FaultPlan
-from bulkops.testing._fake_schema import PropertyDef
+from bulkops.testing._fake_schema import PropertyDef, ValidationRule
 
 DEFAULT_FAKE_TOKEN = "fake-hubspot-token"
+# The versions HubSpot serves today (hubspot-api.md §14): the two dated ones and the legacy
+# paths, which stay until September 2027.
+DEFAULT_API_VERSIONS = frozenset({"2026-03", "2026-09", "v3", "v1"})
+_DATED = re.compile(r"20\d\d-(03|09)")
+
+
+def is_dated(version: str) -> bool:
+    return _DATED.fullmatch(version) is not None
+
+
+def enforces_validation_rules(version: str) -> bool:
+    """HubSpot enforces the portal's validation rules on writes from 2026-09 on (§14). Written
+    here, not taken from the client's ApiVersion, so the fake stays an independent reading."""
+    return is_dated(version) and version >= "2026-09"
 
 
 @dataclass(kw_only=True)
 class FakeConfig:
+    """How the fake behaves. The limits default to a private app on today's tiers.
+
+    Tiers (hubspot-api.md §7, §14; HubSpot changelog "increasing-our-api-limits"): Professional
+    and Enterprise both allow 190 requests per rolling 10 s; a day allows 650,000 on
+    Professional and 1,000,000 on Enterprise (the default here). Each API limit increase pack
+    adds 1,000,000 a day (at most two) and raises the burst to 250 per 10 s (packs do not stack
+    the burst). Free and Starter: 100 per 10 s and 250,000 a day. So Professional is
+    ``FakeConfig(daily_limit=650_000)`` and Enterprise with one pack
+    ``FakeConfig(rate_limit=250, daily_limit=2_000_000)``.
+    """
+
     tokens: frozenset[str] = frozenset({DEFAULT_FAKE_TOKEN})
     # Requests per rolling window per token; None = unlimited (and no window headers).
+    # 190 per 10 s: Professional and Enterprise; 250 with an API limit increase pack.
     rate_limit: int | None = 190
     interval_ms: int = 10_000
     # Optional per-second limit -> 429 SECONDLY.
     secondly_limit: int | None = None
     # Per token per "day" (the process lifetime); None = unlimited (and no daily headers).
+    # 1,000,000: Enterprise; Professional 650,000; +1,000,000 per increase pack.
     daily_limit: int | None = 1_000_000
     daily_used: int = 0
     # Uniform random delay in seconds, applied after processing, before answering.
     latency: tuple[float, float] = (0.0, 0.0)
     shuffle_results: bool = True
-    # Put objectWriteTraceId on result objects (the model has the field; unverified live).
+    # Put objectWriteTraceId on result objects, on every version: the 2026-03 result schema
+    # lists it; for v3 the model has the field (neither verified live).
     echo_trace_ids: bool = True
     read_all_missing_404: bool = True
     faults: FaultPlan = field(default_factory=FaultPlan)
@@ -37,6 +67,16 @@ class FakeConfig:
     retry_after_on_429: bool = False
     portal_id: int = 62515
     app_id: int = 2_000_001
+    # Which versions the paths may name ("2026-09", "v3", "v1", ...); others answer 404 like
+    # an unknown route (a version not published yet, or one HubSpot has switched off).
+    api_versions: frozenset[str] = DEFAULT_API_VERSIONS
+    # The portal's validation rules, checked on writes on 2026-09 and later only (§14), e.g.
+    # ValidationRule.parse("hs_ticket_priority=HIGH requires content").
+    validation_rules: Sequence[ValidationRule] = ()
+    # How a broken rule is answered when every input has a trace id: per input in a 207 (like
+    # any other invalid value), or, when False, the whole batch with a 400 and nothing written.
+    # Which one HubSpot does is not verified live; False lets tests check the client copes.
+    validation_rules_multi_status: bool = True
 
     def __post_init__(self) -> None:
         lo, hi = self.latency
@@ -46,13 +86,23 @@ class FakeConfig:
             raise ValueError("interval_ms must be > 0")
         if not self.tokens:
             raise ValueError("at least one token is needed")
+        for version in self.api_versions:
+            if version not in ("v1", "v3") and not (is_dated(version) and version >= "2026-03"):
+                raise ValueError(
+                    f"api version {version!r} is not v1, v3 or a dated YYYY-03/YYYY-09 "
+                    "from 2026-03 on"
+                )
 
 
 @dataclass
 class FakeStats:
     requests: int = 0  # every HTTP request, whatever its outcome
     by_status: Counter[int] = field(default_factory=Counter)  # dropped connections: status 0
-    by_endpoint: Counter[str] = field(default_factory=Counter)  # e.g. "v3 tickets create"
+    # e.g. "v3 tickets create": v3-shaped endpoints are counted under "v3" whichever version
+    # the path names; ``paths`` tells the versions apart.
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+    # Every request's path (no query), e.g. "/crm/objects/2026-09/tickets/batch/create".
+    paths: Counter[str] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)  # by policyName
     faults: Counter[str] = field(default_factory=Counter)  # by fault kind
     records_created: Counter[str] = field(default_factory=Counter)  # by object type name
@@ -65,6 +115,7 @@ class FakeStats:
         self.requests = 0
         self.by_status.clear()
         self.by_endpoint.clear()
+        self.paths.clear()
         self.rate_limited.clear()
         self.faults.clear()
         self.records_created.clear()

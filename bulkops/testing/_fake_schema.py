@@ -243,3 +243,50 @@ def validate_props(
         if s or not creating:
             clean[k] = s
     return clean, _NO_PROBLEMS
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationRule:
+    """A portal validation rule of the conditional-required kind: when ``when_property`` has
+    ``when_value``, every property in ``requires`` must have a value (hubspot-api.md §14).
+
+    HubSpot checks such rules on writes from 2026-09 on; the fake does the same. Build one
+    from text with :meth:`parse`.
+    """
+
+    when_property: str
+    when_value: str
+    requires: tuple[str, ...]
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.when_property or not self.requires or not all(self.requires):
+            raise ValueError("a validation rule needs a property, a value and what it requires")
+
+    @classmethod
+    def parse(cls, text: str) -> ValidationRule:
+        """``"hs_ticket_priority=HIGH requires content"`` (several: ``requires a,b``)."""
+        condition, sep, required = text.partition(" requires ")
+        name, eq, value = condition.strip().partition("=")
+        names = tuple(r.strip() for r in required.split(",") if r.strip())
+        if not sep or not eq or not name.strip() or not value.strip() or not names:
+            raise ValueError(
+                f"validation rule {text!r}: expected 'PROPERTY=VALUE requires PROPERTY[,...]'"
+            )
+        return cls(when_property=name.strip(), when_value=value.strip(), requires=names)
+
+    def problems(self, values: dict[str, Any]) -> list[PropertyProblem]:
+        """What this rule finds wrong with a record's values after the write."""
+        if values.get(self.when_property) != self.when_value:
+            return []
+        return [
+            (name, "VALIDATION_RULE", self.message_for(name))
+            for name in self.requires
+            if values.get(name) in (None, "")
+        ]
+
+    def message_for(self, name: str) -> str:
+        return self.message or (
+            f"{name} is required when {self.when_property} is {self.when_value} "
+            "(a validation rule of this portal)"
+        )

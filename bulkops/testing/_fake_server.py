@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bulkops.testing import _fake_bodies as B
 from bulkops.testing import _fake_faults as F
-from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats
+from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats, is_dated
 from bulkops.testing._fake_limits import TokenLimiter, Verdict, external_load, max_in_window
 from bulkops.testing._fake_schema import MalformedBody, ObjectType, validate_props
 from bulkops.testing._fake_store import Store, now_stamp
@@ -85,9 +85,13 @@ class FakeHubSpot:
             raise RuntimeError("FakeHubSpot is already started")
         app = web.Application(client_max_size=CLIENT_MAX_SIZE)
         r = app.router
+        # One store, one router: the dated paths (/crm/objects/2026-09/...) and the v3 ones
+        # reach the same handlers, which are told the version the path names.
         r.add_post("/crm/v3/objects/{object_type}/batch/{op}", self._h_v3)
+        r.add_post("/crm/objects/{version}/{object_type}/batch/{op}", self._h_v3)
         r.add_post("/crm-objects/v1/objects/tickets/{op}", self._h_v1)
         r.add_get("/crm/v3/properties/{object_type}", self._h_properties)
+        r.add_get("/crm/properties/{version}/{object_type}", self._h_properties)
         r.add_route("*", "/{tail:.*}", self._h_unknown)
         # No access log: per-request logging costs more than the handler at 1000+ req/s.
         # A short shutdown timeout: hanging handlers are released by _closing anyway.
@@ -268,6 +272,7 @@ class FakeHubSpot:
         stats = self.stats
         stats.requests += 1
         stats.by_endpoint[endpoint] += 1
+        stats.paths[request.path] += 1
         cid = self._cid()
         token = self._auth_values.get(request.headers.get("Authorization", ""))
         if token is None:
@@ -331,10 +336,20 @@ class FakeHubSpot:
 
     # -- handlers --------------------------------------------------------------------------
 
+    def _version(self, request: web.Request) -> str | None:
+        """The version the path names, if this fake serves it."""
+        version = request.match_info.get("version")
+        if version is None:
+            version = "v3"
+        elif not is_dated(version):
+            return None  # /crm/objects/v3/... is no path of HubSpot's
+        return version if version in self.config.api_versions else None
+
     async def _h_v3(self, request: web.Request) -> web.Response:
         raw_type = request.match_info["object_type"]
         op = request.match_info["op"]
-        if op not in V3_OPS:
+        version = self._version(request)
+        if op not in V3_OPS or version is None:
             return await self._h_unknown(request)
         ot = self.types.get(raw_type)
         archived = request.query.get("archived", "false").lower() == "true"
@@ -342,14 +357,14 @@ class FakeHubSpot:
         def work(raw: bytes) -> Reply:
             if ot is None:
                 return 400, B.unknown_object_type(raw_type)
-            return self._v3.handle(ot, op, self._parse(raw), archived)
+            return self._v3.handle(ot, op, self._parse(raw), archived, version)
 
         name = ot.name if ot is not None else raw_type
         return await self._pipeline(request, f"v3 {name} {op}", work)
 
     async def _h_v1(self, request: web.Request) -> web.Response:
         op = request.match_info["op"]
-        if op not in V1_OPS:
+        if op not in V1_OPS or "v1" not in self.config.api_versions:
             return await self._h_unknown(request)
         ot = self.types["tickets"]
         query_props = request.query.getall("properties", [])
@@ -361,9 +376,12 @@ class FakeHubSpot:
 
     async def _h_properties(self, request: web.Request) -> web.Response:
         raw_type = request.match_info["object_type"]
+        if self._version(request) is None:
+            return await self._h_unknown(request)
         ot = self.types.get(raw_type)
 
         def work(raw: bytes) -> Reply:
+            # The dated properties API answers in the v3 shape (§14: same bodies).
             if ot is None:
                 return 400, B.unknown_object_type(raw_type)
             return 200, {"results": [property_json(ot, p) for p in ot.properties]}
@@ -375,6 +393,7 @@ class FakeHubSpot:
         # Unknown routes are answered before auth and not counted against any limit.
         self.stats.requests += 1
         self.stats.by_endpoint["unknown"] += 1
+        self.stats.paths[request.path] += 1
         cid = self._cid()
         body = B.error(f"No route found for {request.method} {request.path}")
         return self._respond(404, self._dump(body, cid), cid)

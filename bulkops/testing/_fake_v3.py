@@ -1,4 +1,9 @@
-"""CRM v3 batch endpoints of the fake HubSpot (create, update, upsert, archive, read).
+"""CRM v3-shaped batch endpoints of the fake HubSpot (create, update, upsert, archive, read),
+served under ``/crm/v3/objects`` and the dated ``/crm/objects/{version}`` paths alike.
+
+The versions differ in two things only (hubspot-api.md §14): dated versions take association
+``types`` without ``associationCategory``, and 2026-09 and later enforce the portal's
+validation rules on writes.
 
 Handlers are synchronous functions of the parsed body: everything between parsing and the
 answer happens without an await, so a batch is applied atomically with respect to other
@@ -8,14 +13,22 @@ requests, as HubSpot's batches appear to be.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from bulkops.testing import _fake_bodies as B
-from bulkops.testing._fake_config import FakeConfig, FakeStats
+from bulkops.testing._fake_config import (
+    FakeConfig,
+    FakeStats,
+    enforces_validation_rules,
+    is_dated,
+)
 from bulkops.testing._fake_schema import (
     ASSOCIATION_CATEGORIES,
     MalformedBody,
     ObjectType,
+    PropertyProblem,
+    ValidationRule,
     validate_props,
 )
 from bulkops.testing._fake_store import Props, Store, Table, iso_from_ms, now_stamp
@@ -27,6 +40,7 @@ MAX_INPUTS = 100
 MAX_HISTORY_INPUTS = 50
 _PERM_POOL = 64
 OPS = frozenset({"create", "update", "upsert", "archive", "read"})
+DEFAULT_TICKET_PIPELINE = "0"  # the id of every portal's default ticket pipeline
 
 
 def _input_id(inp: JSON) -> str:
@@ -48,8 +62,9 @@ def _duplicates(ids: list[str]) -> list[str]:
     return dups
 
 
-def _association_problem(assocs: Any) -> str | None:
-    """Shape check of create ``associations`` (AssociationSpec, §2); None when fine."""
+def _association_problem(assocs: Any, category_required: bool) -> str | None:
+    """Shape check of create ``associations`` (AssociationSpec, §2); None when fine. v3 wants
+    ``associationCategory`` on every type; the dated references also show types without it."""
     if type(assocs) is not list:
         return "associations must be a list"
     for a in assocs:
@@ -64,7 +79,10 @@ def _association_problem(assocs: Any) -> str | None:
         for t in types:
             if type(t) is not dict:
                 return "each type must be an object"
-            if t.get("associationCategory") not in ASSOCIATION_CATEGORIES:
+            category = t.get("associationCategory")
+            if (category_required or category is not None) and (
+                category not in ASSOCIATION_CATEGORIES
+            ):
                 return f"invalid associationCategory {t.get('associationCategory')!r}"
             if type(t.get("associationTypeId")) is not int:
                 return "associationTypeId must be an integer"
@@ -132,7 +150,10 @@ class V3:
 
     # -- dispatch --------------------------------------------------------------------------
 
-    def handle(self, ot: ObjectType, op: str, body: Any, archived: bool) -> Reply:
+    def handle(
+        self, ot: ObjectType, op: str, body: Any, archived: bool, version: str = "v3"
+    ) -> Reply:
+        """Answer one batch request; ``version`` is what the path names ("v3", "2026-09")."""
         started = now_stamp()[0]
         if type(body) is not dict:
             raise MalformedBody(
@@ -151,7 +172,7 @@ class V3:
             if type(inp) is not dict:
                 raise MalformedBody("Cannot deserialize input from non-Object value")
         if op == "create":
-            return self._write(ot, op, inputs, started)
+            return self._write(ot, op, inputs, started, version)
         if op == "read":
             return self._read(ot, body, inputs, archived, started)
         ids = [_input_id(inp) for inp in inputs]
@@ -173,13 +194,19 @@ class V3:
                 idp in ot.unique_props or (op == "update" and idp == "hs_object_id")
             ):
                 return 400, B.non_unique_id_property(ot, str(idp))
-        return self._write(ot, op, inputs, started)
+        return self._write(ot, op, inputs, started, version)
 
     # -- create / update / upsert ----------------------------------------------------------
 
-    def _write(self, ot: ObjectType, op: str, inputs: list[JSON], started: str) -> Reply:
+    def _write(
+        self, ot: ObjectType, op: str, inputs: list[JSON], started: str, version: str
+    ) -> Reply:
         # Multi-status only when EVERY input carries a trace id (§5); else all-or-nothing.
         traced = None not in [inp.get("objectWriteTraceId") for inp in inputs]
+        category_required = not is_dated(version)
+        rules = self.config.validation_rules if enforces_validation_rules(version) else ()
+        broken_rules = 0
+        default_pipeline = ot.name == "tickets"
         table = self.store.table(ot)
         index = table.unique
         by_id = table.by_id
@@ -223,13 +250,23 @@ class V3:
                     if trace is not None:
                         missing_traces.append(trace)
                     continue
+            if own is None and default_pipeline and not props.get("hs_pipeline"):
+                # "If a pipeline isn't specified, the default pipeline will be used" (§2); v1
+                # still requires it.
+                props = {**props, "hs_pipeline": DEFAULT_TICKET_PIPELINE}
             clean, problems = validate_props(ot, props, own is None)
             if problems:
                 failures.append(B.validation_item(problems, trace))
                 continue
+            if rules:
+                broken = _rule_problems(rules, clean, by_id[own] if own is not None else None)
+                if broken:
+                    broken_rules += 1
+                    failures.append(B.validation_item(broken, trace))
+                    continue
             assocs = inp.get("associations") if creating_op else None
             if assocs is not None:
-                reason = _association_problem(assocs)
+                reason = _association_problem(assocs, category_required)
                 if reason is not None:
                     failures.append(B.association_item(reason, trace))
                     continue
@@ -277,6 +314,11 @@ class V3:
                 if v:
                     claims[p][v] = rid
 
+        if broken_rules and not self.config.validation_rules_multi_status:
+            # The unverified alternative: a broken rule refuses the whole batch even with
+            # trace ids, naming the first record's missing property.
+            first = next(f for f in failures if f["category"] == "VALIDATION_ERROR")
+            return 400, B.as_whole_request(first)
         if failures and not traced:
             # One bad input fails the whole batch, nothing written. Values are validated
             # before uniqueness, so the first invalid input wins over the first conflict.
@@ -370,3 +412,14 @@ class V3:
                 if type(p) is str
             }
         return res
+
+
+def _rule_problems(
+    rules: Sequence[ValidationRule], values: Props, existing: Props | None
+) -> list[PropertyProblem]:
+    """The rules a write breaks, judged on the record as it would be after the write."""
+    after = values if existing is None else {**existing, **values}
+    found: list[PropertyProblem] = []
+    for rule in rules:
+        found.extend(rule.problems(after))
+    return found
