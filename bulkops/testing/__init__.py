@@ -9,6 +9,7 @@ from __future__ import annotations
 from bulkops.testing._fake_cli import add_fake_server_arguments, run_fake_server_from_args
 from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats
 from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_log import LoggedRequest, RequestLog, ScriptedAnswer
 from bulkops.testing._fake_schema import PropertyDef
 from bulkops.testing._fake_server import FakeHubSpot
 
@@ -18,7 +19,10 @@ __all__ = [
     "FakeHubSpot",
     "FakeStats",
     "FaultPlan",
+    "LoggedRequest",
     "PropertyDef",
+    "RequestLog",
+    "ScriptedAnswer",
     "add_fake_server_arguments",
     "run_fake_server_from_args",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_limits import BAD_RATE_HEADERS, DAILY_429_STYLES
+from bulkops.testing._fake_log import ScriptedAnswer
 from bulkops.testing._fake_schema import PropertyDef
 
 DEFAULT_FAKE_TOKEN = "fake-hubspot-token"
@@ -37,6 +41,21 @@ class FakeConfig:
     retry_after_on_429: bool = False
     portal_id: int = 62515
     app_id: int = 2_000_001
+    # -- edge conditions, all off by default -------------------------------------------------
+    # The fake's clock (seconds, monotonic): rate windows, outage windows and the read lag all
+    # read it, so a test can step it instead of sleeping.
+    clock: Callable[[], float] = time.monotonic
+    # A record created less than this long ago is missing from batch reads (v3 and v1), yet
+    # its unique values already conflict.
+    read_lag_s: float = 0.0
+    # How a DAILY 429 says it is daily: "policy" | "message" | "header" (see _fake_limits).
+    daily_429_style: str = "policy"
+    # Wrong-server modes: a 200 text/html page for every request, or nonsense
+    # X-HubSpot-RateLimit-* values: "garbage" | "negative" | "zero" | "huge".
+    answer_html: bool = False
+    bad_rate_headers: str | None = None
+    # Request number (from 1) -> the answer it gets instead of being handled.
+    script: Mapping[int, ScriptedAnswer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lo, hi = self.latency
@@ -46,6 +65,12 @@ class FakeConfig:
             raise ValueError("interval_ms must be > 0")
         if not self.tokens:
             raise ValueError("at least one token is needed")
+        if not self.read_lag_s >= 0:
+            raise ValueError(f"read_lag_s must be >= 0, got {self.read_lag_s}")
+        if self.daily_429_style not in DAILY_429_STYLES:
+            raise ValueError(f"daily_429_style must be one of {DAILY_429_STYLES}")
+        if self.bad_rate_headers is not None and self.bad_rate_headers not in BAD_RATE_HEADERS:
+            raise ValueError(f"bad_rate_headers must be None or one of {BAD_RATE_HEADERS}")
 
 
 @dataclass

@@ -116,7 +116,8 @@ class V1:
         portal = self.config.portal_id
         out: JSON = {}
         for rid in ids:
-            if table.live(rid) is not None:  # missing ids are simply absent
+            # missing ids are simply absent; so are those the read lag still hides
+            if table.live(rid) is not None and table.readable(rid):
                 out[rid] = v1_object(table, rid, portal, query_props)
         return 200, out
 
