@@ -178,6 +178,11 @@ async def test_read_lag_hides_new_records_from_reads_not_from_uniqueness(
         [err] = body["errors"]
         assert err["category"] == "CONFLICT" and f"Existing ID: {rid}" in err["message"]
         assert err["context"] == {"objectWriteTraceId": ["t1"]}
+        # and an upsert by that value finds it: it updates, it does not create
+        upsert = {"inputs": [{"id": "42", "idProperty": "external_id", "properties": {}}]}
+        status, body, _ = await post(http, fake.url + V3 + "upsert", upsert)
+        assert status == 200 and body["results"][0]["new"] is False
+        assert body["results"][0]["id"] == rid
         assert len(fake.records("tickets")) == 1
 
         clock.step(1.99)
