@@ -372,9 +372,11 @@ async def test_scripted_answers_replace_the_request(http: aiohttp.ClientSession)
     assert fake.stats.faults["scripted"] == 3
 
 
-def test_scripted_status_is_checked() -> None:
+def test_scripted_answers_are_checked() -> None:
     with pytest.raises(ValueError, match="status"):
         ScriptedAnswer(status=42)
+    with pytest.raises(ValueError, match="script: request numbers start at 1"):
+        FakeConfig(script={0: ScriptedAnswer(status=500)})
 
 
 # -- tokens ------------------------------------------------------------------------------------

@@ -71,6 +71,8 @@ class FakeConfig:
             raise ValueError(f"daily_429_style must be one of {DAILY_429_STYLES}")
         if self.bad_rate_headers is not None and self.bad_rate_headers not in BAD_RATE_HEADERS:
             raise ValueError(f"bad_rate_headers must be None or one of {BAD_RATE_HEADERS}")
+        if any(n < 1 for n in self.script):
+            raise ValueError(f"script: request numbers start at 1, got {sorted(self.script)}")
 
 
 @dataclass
