@@ -7,7 +7,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-# Fault kinds as counted in FakeStats.faults.
+# Fault kinds as counted in FakeStats.faults (which also counts "outage_503", "outage_drop" and
+# "scripted" answers).
 RESET = "reset"
 SERVER_ERROR = "5xx"
 LOCKED = "423"
