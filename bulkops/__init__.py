@@ -16,8 +16,8 @@ from ._config import JobConfig, Secret
 from ._engine import Job, JobReport, Progress, run_job
 from ._errors import BulkOpsError, ConfigError, InputError
 from ._models import Api, Operation
-from ._versions import DEFAULT_API_VERSION, ApiVersion
 from ._sources import RawRow, from_iterable, open_source, read_csv, read_jsonl
+from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __version__ = "0.1.0"
 

@@ -96,7 +96,7 @@ async def test_v1_is_all_or_nothing(fake: FakeHubSpot, http: aiohttp.ClientSessi
            {"objectId": 123, "properties": nv(content="x")}]  # fmt: skip
     status, out = await post(http, fake.url + V1 + "batch-update", upd)
     assert status == 400
-    assert out["category"] == "OBJECT_NOT_FOUND" and out["message"] == "Object 123 not found"
+    assert out["category"] == "OBJECT_NOT_FOUND" and out["context"] == {"ids": ["123"]}
     rec = fake.record("tickets", tid)
     assert rec is not None and "content" not in rec["properties"]
 
@@ -106,6 +106,26 @@ async def test_v1_is_all_or_nothing(fake: FakeHubSpot, http: aiohttp.ClientSessi
     assert status == 400 and len(fake.records("tickets")) == 1
     status, out = await post(http, fake.url + V1 + "batch-read", {"ids": list(range(101))})
     assert status == 400
+
+
+async def test_v1_update_names_every_unknown_id(
+    fake: FakeHubSpot, http: aiohttp.ClientSession
+) -> None:
+    [tid] = fake.seed_records("tickets", [{"subject": "a", "hs_pipeline": "0",
+                                           "hs_pipeline_stage": "1"}])  # fmt: skip
+    upd = [{"objectId": 777, "properties": nv(content="x")},
+           {"objectId": int(tid), "properties": nv(content="new")},
+           {"objectId": "778", "properties": nv(content="y")}]  # fmt: skip
+    status, out = await post(http, fake.url + V1 + "batch-update", upd)
+    # the documented missing-records shape (hubspot-api.md §4), every unknown id listed
+    assert status == 400 and out["category"] == "OBJECT_NOT_FOUND"
+    assert out["message"] == (
+        "Could not get some TICKET objects, they may be deleted or not exist. "
+        "Check that ids are valid. Missing ids: [777, 778]"
+    )
+    assert out["context"] == {"ids": ["777", "778"]}
+    rec = fake.record("tickets", tid)
+    assert rec is not None and "content" not in rec["properties"]  # still all-or-nothing
 
 
 async def test_v1_needs_auth_and_counts_in_the_window() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bulkops.testing._fake_cli import add_fake_server_arguments, run_fake_server_from_args
 from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats
 from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_log import LoggedRequest, RequestLog, ScriptedAnswer
 from bulkops.testing._fake_schema import PropertyDef, ValidationRule
 from bulkops.testing._fake_server import FakeHubSpot
 from bulkops.testing._mock_transport import MockTransport, json_response
@@ -20,8 +21,11 @@ __all__ = [
     "FakeHubSpot",
     "FakeStats",
     "FaultPlan",
+    "LoggedRequest",
     "MockTransport",
     "PropertyDef",
+    "RequestLog",
+    "ScriptedAnswer",
     "ValidationRule",
     "add_fake_server_arguments",
     "json_response",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bulkops.testing._fake_faults import FaultPlan
+from bulkops.testing._fake_limits import BAD_RATE_HEADERS, DAILY_429_STYLES
+from bulkops.testing._fake_log import ScriptedAnswer
 from bulkops.testing._fake_schema import PropertyDef, ValidationRule
 
 DEFAULT_FAKE_TOKEN = "fake-hubspot-token"
@@ -77,6 +80,21 @@ class FakeConfig:
     # any other invalid value), or, when False, the whole batch with a 400 and nothing written.
     # Which one HubSpot does is not verified live; False lets tests check the client copes.
     validation_rules_multi_status: bool = True
+    # -- edge conditions, all off by default -------------------------------------------------
+    # The fake's clock (seconds, monotonic): rate windows, outage windows and the read lag all
+    # read it, so a test can step it instead of sleeping.
+    clock: Callable[[], float] = time.monotonic
+    # A record created less than this long ago is missing from batch reads (v3 and v1), yet
+    # its unique values already conflict.
+    read_lag_s: float = 0.0
+    # How a DAILY 429 says it is daily: "policy" | "message" | "header" (see _fake_limits).
+    daily_429_style: str = "policy"
+    # Wrong-server modes: a 200 text/html page for every request, or nonsense
+    # X-HubSpot-RateLimit-* values: "garbage" | "negative" | "zero" | "huge".
+    answer_html: bool = False
+    bad_rate_headers: str | None = None
+    # Request number (from 1) -> the answer it gets instead of being handled.
+    script: Mapping[int, ScriptedAnswer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lo, hi = self.latency
@@ -92,6 +110,14 @@ class FakeConfig:
                     f"api version {version!r} is not v1, v3 or a dated YYYY-03/YYYY-09 "
                     "from 2026-03 on"
                 )
+        if not self.read_lag_s >= 0:
+            raise ValueError(f"read_lag_s must be >= 0, got {self.read_lag_s}")
+        if self.daily_429_style not in DAILY_429_STYLES:
+            raise ValueError(f"daily_429_style must be one of {DAILY_429_STYLES}")
+        if self.bad_rate_headers is not None and self.bad_rate_headers not in BAD_RATE_HEADERS:
+            raise ValueError(f"bad_rate_headers must be None or one of {BAD_RATE_HEADERS}")
+        if any(n < 1 for n in self.script):
+            raise ValueError(f"script: request numbers start at 1, got {sorted(self.script)}")
 
 
 @dataclass

@@ -1,11 +1,14 @@
-"""Seeded fault injection for the fake HubSpot."""
+"""Seeded fault injection for the fake HubSpot, and outage windows on the fake's clock."""
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-# Fault kinds as counted in FakeStats.faults.
+# Fault kinds as counted in FakeStats.faults (which also counts "outage_503", "outage_drop" and
+# "scripted" answers).
 RESET = "reset"
 SERVER_ERROR = "5xx"
 LOCKED = "423"
@@ -14,6 +17,21 @@ WRITE_THEN_500 = "write_then_500"
 WRITE_THEN_RESET = "write_then_reset"
 
 _ROTATING_5XX = (500, 502, 503, 504)
+
+# Outage kinds: every request answers 503, or every connection is dropped; nothing is written.
+OUTAGE_503 = "503"
+OUTAGE_DROP = "drop"
+OUTAGE_KINDS = (OUTAGE_503, OUTAGE_DROP)
+
+# (start_s, duration_s, kind), start measured from the fake's start on its clock.
+OutageWindow = tuple[float, float, str]
+
+
+def check_outage(start_s: float, duration_s: float, kind: str) -> None:
+    if kind not in OUTAGE_KINDS:
+        raise ValueError(f"outage kind must be one of {OUTAGE_KINDS}, got {kind!r}")
+    if not start_s >= 0 or not duration_s > 0:
+        raise ValueError(f"outage needs start_s >= 0 and duration_s > 0, got {start_s, duration_s}")
 
 
 @dataclass(kw_only=True)
@@ -28,6 +46,9 @@ class FaultPlan:
     p_write_then_fail: float = 0.0  # apply the writes, then 500 or a dropped connection (50/50)
     p_hang: float = 0.0  # process normally, then wait hang_seconds before answering
     hang_seconds: float = 30.0
+    # Outage windows (start_s, duration_s, "503" | "drop") measured from the fake's start; they
+    # take precedence over everything, auth included, as a load balancer in front would.
+    outages: Sequence[OutageWindow] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         ps = (self.p_5xx, self.p_423, self.p_reset, self.p_write_then_fail, self.p_hang)
@@ -35,6 +56,8 @@ class FaultPlan:
             raise ValueError(f"fault probabilities must be in [0, 1] and sum to <= 1: {ps}")
         if self.hang_seconds < 0:
             raise ValueError("hang_seconds must be >= 0")
+        for start_s, duration_s, kind in self.outages:
+            check_outage(start_s, duration_s, kind)
 
     @property
     def active(self) -> bool:
@@ -88,3 +111,39 @@ class FaultInjector:
                 return Fault(WRITE_THEN_500, 500)
             return Fault(WRITE_THEN_RESET)
         return Fault(kind)
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    end: float  # math.inf: until end_outage()
+    kind: str
+
+
+class Outages:
+    """Outage windows on the fake's clock: the planned ones of a FaultPlan plus those a test
+    opens with ``begin``. Times are seconds since the fake started (``elapsed``)."""
+
+    def __init__(self, planned: Sequence[OutageWindow]) -> None:
+        self._windows = [_Window(s, s + d, k) for s, d, k in planned]
+
+    def __repr__(self) -> str:
+        return f"<Outages {[(w.start, w.end, w.kind) for w in self._windows]}>"
+
+    def kind_at(self, elapsed: float) -> str | None:
+        for w in self._windows:
+            if w.start <= elapsed < w.end:
+                return w.kind
+        return None
+
+    def begin(self, elapsed: float, duration_s: float | None, kind: str) -> None:
+        """An outage from now for ``duration_s`` seconds, or until ``end_now`` when None."""
+        end = math.inf if duration_s is None else elapsed + duration_s
+        check_outage(elapsed, end - elapsed, kind)
+        self._windows.append(_Window(elapsed, end, kind))
+
+    def end_now(self, elapsed: float) -> None:
+        """Cut short every window open at ``elapsed`` (planned ones included)."""
+        for w in self._windows:
+            if w.start <= elapsed < w.end:
+                w.end = elapsed

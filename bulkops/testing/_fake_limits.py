@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 TEN_SECONDLY = "TEN_SECONDLY_ROLLING"
 SECONDLY = "SECONDLY"
@@ -103,7 +104,9 @@ class TokenLimiter:
         return True
 
 
-async def external_load(limiter: TokenLimiter, per_interval: int) -> None:
+async def external_load(
+    limiter: TokenLimiter, per_interval: int, clock: Callable[[], float]
+) -> None:
     """Take ``per_interval`` slots per interval, evenly spaced, like a steady second integration
     on the same private app. Scheduled against absolute times so it does not drift."""
     step = limiter.interval_s / per_interval
@@ -111,7 +114,7 @@ async def external_load(limiter: TokenLimiter, per_interval: int) -> None:
     start = loop.time()
     k = 0
     while True:
-        limiter.count_external(time.monotonic())
+        limiter.count_external(clock())
         k += 1
         delay = start + k * step - loop.time()
         await asyncio.sleep(max(0.0, delay))
@@ -127,3 +130,45 @@ def max_in_window(arrivals: list[float], window_s: float) -> int:
             lo += 1
         best = max(best, hi - lo + 1)
     return best
+
+
+# -- 429 and header variants -------------------------------------------------------------------
+
+DAILY_429_STYLES = ("policy", "message", "header")
+BAD_RATE_HEADERS = ("garbage", "negative", "zero", "huge")
+_DAILY_HEADERS = ("X-HubSpot-RateLimit-Daily", "X-HubSpot-RateLimit-Daily-Remaining")
+# The rolling and daily headers a wrong server's nonsense always covers.
+_RATE_HEADERS = (
+    "X-HubSpot-RateLimit-Max",
+    "X-HubSpot-RateLimit-Remaining",
+    "X-HubSpot-RateLimit-Interval-Milliseconds",
+    *_DAILY_HEADERS,
+)
+_NONSENSE = {"garbage": "n/a;q=soon", "negative": "-5", "zero": "0", "huge": str(10**30)}
+
+
+def reshape_daily_429(style: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """Make a DAILY 429 carry exactly one sign of being daily, so a client's detection of each
+    sign can be tested alone: ``policy`` (policyName DAILY, the documented body), ``message``
+    (no policyName, the message says daily, no daily headers), ``header`` (no policyName, a
+    message that does not say which limit, X-HubSpot-RateLimit-Daily-Remaining: 0). The two
+    undocumented shapes are our assumption of what a client may meet, not recorded answers."""
+    if style == "policy":
+        return
+    body.pop("policyName", None)
+    body.pop("groupName", None)  # it names the policy too ("...-api-calls-daily:...")
+    if style == "message":
+        for h in _DAILY_HEADERS:
+            headers.pop(h, None)
+    else:
+        body["message"] = "You have reached your rate limit."
+        headers["X-HubSpot-RateLimit-Daily-Remaining"] = "0"
+
+
+def nonsense_rate_headers(mode: str, headers: dict[str, str]) -> None:
+    """Replace every X-HubSpot-RateLimit-* value (and add the rolling and daily ones when
+    missing) with ``mode``'s nonsense, as a misdirected base URL or a broken proxy might send."""
+    value = _NONSENSE[mode]
+    for name in (*headers, *_RATE_HEADERS):
+        if name.startswith("X-HubSpot-RateLimit-"):
+            headers[name] = value

@@ -1,6 +1,7 @@
 """The fake HubSpot HTTP server: aiohttp app, request pipeline, public FakeHubSpot class.
 
-Per request: auth -> rate limit (429s are not counted) -> count arrival -> fault decision
+Per request: scripted answer / outage / wrong-server page (``_edges``, any of them answers
+alone) -> auth -> rate limit (429s are not counted) -> count arrival -> fault decision
 (reset / 5xx / 423 before processing) -> parse + validate + apply -> write-then-fail ->
 hang / latency -> answer. Runs on the caller's event loop.
 """
@@ -10,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -22,7 +22,16 @@ from aiohttp import web
 from bulkops.testing import _fake_bodies as B
 from bulkops.testing import _fake_faults as F
 from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats, is_dated
-from bulkops.testing._fake_limits import TokenLimiter, Verdict, external_load, max_in_window
+from bulkops.testing._fake_limits import (
+    DAILY,
+    TokenLimiter,
+    Verdict,
+    external_load,
+    max_in_window,
+    nonsense_rate_headers,
+    reshape_daily_429,
+)
+from bulkops.testing._fake_log import DROP, LoggedRequest, RequestLog, Script, ScriptedAnswer
 from bulkops.testing._fake_schema import MalformedBody, ObjectType, validate_props
 from bulkops.testing._fake_store import Store, now_stamp
 from bulkops.testing._fake_types import build_types, property_json
@@ -37,6 +46,12 @@ CLIENT_MAX_SIZE = 64 * 1024**2
 
 Reply = tuple[int, Any]
 Work = Callable[[bytes], Reply]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# What a misdirected base URL tends to reach: a login page or a catch-all that says 200.
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>Sign in</title></head>"
+    "<body><form method='post' action='/login'><input name='user'></form></body></html>"
+)
 
 
 class FakeHubSpot:
@@ -46,7 +61,12 @@ class FakeHubSpot:
         self.config = cfg = config or FakeConfig()
         self.stats = FakeStats()
         self.types: dict[str, ObjectType] = build_types(cfg.schemas)
-        self._store = Store()
+        self._clock = cfg.clock
+        self._started_at = cfg.clock()
+        self._store = Store(cfg.clock, cfg.read_lag_s)
+        self._outages = F.Outages(cfg.faults.outages)
+        self._log = RequestLog()
+        self._script = Script(cfg.script)
         self._rng = random.Random(cfg.seed)
         self._faults = F.FaultInjector(cfg.faults)
         self._v3 = V3(self._store, cfg, self._rng, self.stats)
@@ -83,7 +103,7 @@ class FakeHubSpot:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         if self._runner is not None:
             raise RuntimeError("FakeHubSpot is already started")
-        app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+        app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=[self._edges])
         r = app.router
         # One store, one router: the dated paths (/crm/objects/2026-09/...) and the v3 ones
         # reach the same handlers, which are told the version the path names.
@@ -101,6 +121,7 @@ class FakeHubSpot:
         await site.start()
         self._runner = runner
         self._closing.clear()
+        self._started_at = self._clock()  # outage windows are measured from here
         bound = runner.addresses[0]
         self._url = f"http://{host}:{bound[1]}"
         for token, per_interval in self._external:
@@ -165,7 +186,7 @@ class FakeHubSpot:
                 if v and v in table.unique[p]:
                     raise ValueError(f"seed record clashes on unique {p}={v}")
             rid = self._store.new_id()
-            table.create(rid, clean, iso)
+            table.create(rid, clean, iso, lagged=False)  # old data: no read lag
             ids.append(rid)
         return ids
 
@@ -182,7 +203,7 @@ class FakeHubSpot:
 
     def _spawn_external(self, token: str, per_interval: int) -> None:
         task = asyncio.get_running_loop().create_task(
-            external_load(self._limiters[token], per_interval)
+            external_load(self._limiters[token], per_interval, self._clock)
         )
         self._external_tasks.append(task)
 
@@ -204,6 +225,53 @@ class FakeHubSpot:
         """Most of our counted HTTP requests (external load excluded) in any rolling window."""
         window = self.config.interval_ms / 1000 if window_s is None else window_s
         return max_in_window(self.stats.arrivals.get(token, []), window)
+
+    # -- edge conditions (tests and benchmarks drive these) ---------------------------------
+
+    @property
+    def requests(self) -> RequestLog:
+        """The last 10,000 requests: (n, method, path, body_bytes, status), oldest first;
+        ``.count`` is the number of requests so far."""
+        return self._log
+
+    def script(
+        self,
+        n: int,
+        status: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Request number ``n`` (from 1; see ``requests.count``) gets this answer instead of
+        being handled: not rate-counted, nothing written. ``status=0`` drops the connection."""
+        answer = ScriptedAnswer(status=status, body=body, headers=dict(headers or {}))
+        self._script.add(n, answer, seen=self._log.count)
+
+    def start_outage(self, duration_s: float | None = None, kind: str = F.OUTAGE_503) -> None:
+        """From now on every request answers 503 (``kind="503"``) or has its connection
+        dropped (``"drop"``), nothing written, for ``duration_s`` seconds of the fake's clock
+        or until ``end_outage()``."""
+        self._outages.begin(self._elapsed(), duration_s, kind)
+
+    def end_outage(self) -> None:
+        """End every outage in progress, planned (FaultPlan.outages) or started by hand."""
+        self._outages.end_now(self._elapsed())
+
+    def revoke_token(self, token: str) -> None:
+        """From now on ``token`` gets 401 INVALID_AUTHENTICATION."""
+        if self._auth_values.pop(f"Bearer {token}", None) is None:
+            raise KeyError("that token is not valid here")  # never echo a token
+
+    def rotate_token(self, old: str, new: str) -> None:
+        """Revoke ``old`` and accept ``new`` in its place, with the same rate-limit budget
+        (the same private app, a new secret)."""
+        if f"Bearer {new}" in self._auth_values:
+            raise ValueError("the new token is already valid here")
+        self.revoke_token(old)
+        self._limiters[new] = self._limiters[old]
+        self._auth_values[f"Bearer {new}"] = new
+
+    def _elapsed(self) -> float:
+        return self._clock() - self._started_at
 
     # -- response helpers ------------------------------------------------------------------
 
@@ -236,6 +304,8 @@ class FakeHubSpot:
         if v.daily_remaining is not None:
             h["X-HubSpot-RateLimit-Daily"] = str(cfg.daily_limit)
             h["X-HubSpot-RateLimit-Daily-Remaining"] = str(v.daily_remaining)
+        if cfg.bad_rate_headers is not None:
+            nonsense_rate_headers(cfg.bad_rate_headers, h)
         return h
 
     @staticmethod
@@ -268,6 +338,54 @@ class FakeHubSpot:
 
     # -- the pipeline ----------------------------------------------------------------------
 
+    @web.middleware
+    async def _edges(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request, any route: number it, answer it from the script, the outage or the
+        wrong-server page if one applies (before auth: those stand in front of HubSpot), else
+        hand it on; then log it."""
+        n = self._log.arrive()
+        answer = self._script.take(n)
+        outage = None if answer is not None else self._outages.kind_at(self._elapsed())
+        response: web.StreamResponse
+        try:
+            if answer is not None:
+                response = self._scripted(request, answer)
+            elif outage is not None:
+                response = self._outage(request, outage)
+            elif self.config.answer_html:
+                self.stats.requests += 1
+                self.stats.by_status[200] += 1
+                response = web.Response(text=HTML_PAGE, content_type="text/html")
+            else:
+                response = await handler(request)
+        except web.HTTPException as exc:
+            self._log_request(n, request, exc.status)
+            raise
+        transport = request.transport
+        dropped = transport is None or transport.is_closing()
+        self._log_request(n, request, DROP if dropped else response.status)
+        return response
+
+    def _log_request(self, n: int, request: web.Request, status: int) -> None:
+        size = request.content_length or 0
+        self._log.add(LoggedRequest(n, request.method, request.path, size, status))
+
+    def _scripted(self, request: web.Request, answer: ScriptedAnswer) -> web.Response:
+        self.stats.requests += 1
+        self.stats.faults["scripted"] += 1
+        if answer.status == DROP:
+            return self._drop(request)
+        cid = self._cid()
+        return self._respond(answer.status, self._dump(answer.body, cid), cid, dict(answer.headers))
+
+    def _outage(self, request: web.Request, kind: str) -> web.Response:
+        self.stats.requests += 1
+        self.stats.faults[f"outage_{kind}"] += 1
+        if kind == F.OUTAGE_DROP:
+            return self._drop(request)
+        cid = self._cid()
+        return self._respond(503, self._dump(B.error(B.SERVER_ERROR_MESSAGES[503]), cid), cid)
+
     async def _pipeline(self, request: web.Request, endpoint: str, work: Work) -> web.Response:
         stats = self.stats
         stats.requests += 1
@@ -280,7 +398,7 @@ class FakeHubSpot:
             extra = {"X-HubSpot-Auth-Failure": "401 Unauthorized"}
             return self._respond(401, self._dump(body, cid), cid, extra)
 
-        now = time.monotonic()
+        now = self._clock()
         verdict = self._limiters[token].arrive(now)
         headers = self._rate_headers(verdict)
         if verdict.policy is not None:
@@ -290,6 +408,8 @@ class FakeHubSpot:
             )
             if self.config.retry_after_on_429 and verdict.retry_after_s is not None:
                 headers["Retry-After"] = str(verdict.retry_after_s)
+            if verdict.policy == DAILY:
+                reshape_daily_429(self.config.daily_429_style, body, headers)
             await self._latency()
             return self._respond(429, self._dump(body, cid), cid, headers)
         arrivals = stats.arrivals.get(token)

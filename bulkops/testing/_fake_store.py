@@ -1,5 +1,10 @@
 """In-memory record store of the fake HubSpot: records per object type and unique indexes.
 
+Reads can lag writes (``read_lag_s``): a record created less than that long ago is missing from
+reads, by id and by unique value, while the unique indexes already hold it, so a second create
+with its value conflicts. HubSpot's reads are eventually consistent (hubspot-api.md §11.5, and
+peers.md: "Reads can lag writes"); the lag is applied to creates only, an assumption.
+
 A record is just its ``props`` dict (string values only, system ones included, so a response
 serializes it as is) plus a few side dicts keyed by record id. No per-record Python object:
 dicts holding only strings are not tracked by the cyclic GC, and with millions of stored records
@@ -10,6 +15,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,10 +48,30 @@ def ms_from_iso(iso: str) -> int:
 class Table:
     """Records of one object type (live and archived) and its unique indexes (live only)."""
 
-    __slots__ = ("archived", "associations", "by_id", "created", "log", "ot", "unique")
+    __slots__ = (
+        "_clock",
+        "_fresh",
+        "_hidden",
+        "archived",
+        "associations",
+        "by_id",
+        "created",
+        "log",
+        "ot",
+        "read_lag_s",
+        "unique",
+    )
 
-    def __init__(self, ot: ObjectType) -> None:
+    def __init__(
+        self, ot: ObjectType, clock: Callable[[], float] = time.monotonic, read_lag_s: float = 0.0
+    ) -> None:
         self.ot = ot
+        self._clock = clock
+        self.read_lag_s = read_lag_s
+        # Records not yet readable: id -> clock time it becomes readable, plus the same in
+        # creation order so expired entries leave from the front (times only grow).
+        self._hidden: dict[str, float] = {}
+        self._fresh: deque[tuple[float, str]] = deque()
         self.by_id: dict[str, Props] = {}
         self.created: dict[str, str] = {}  # id -> createdAt
         self.archived: dict[str, str] = {}  # id -> archivedAt
@@ -59,9 +86,27 @@ class Table:
             return None
         return self.by_id.get(rid)
 
+    def readable(self, rid: str) -> bool:
+        """False while a just-created record is hidden from reads by the read lag."""
+        hidden = self._hidden
+        if not hidden:
+            return True
+        now = self._clock()
+        fresh = self._fresh
+        while fresh and fresh[0][0] <= now:
+            hidden.pop(fresh.popleft()[1], None)
+        return rid not in hidden
+
     def create(
-        self, rid: str, props: Props, iso: str, associations: list[Any] | None = None
+        self,
+        rid: str,
+        props: Props,
+        iso: str,
+        associations: list[Any] | None = None,
+        *,
+        lagged: bool = True,
     ) -> Props:
+        """Store a new record; ``lagged=False`` (seeded data) makes it readable at once."""
         # ``props`` is usually the parsed request dict itself: adopting it avoids a copy.
         props["hs_object_id"] = rid
         if "createdate" not in props:
@@ -81,6 +126,10 @@ class Table:
             v = props.get(p)
             if v:
                 values[v] = rid
+        if lagged and self.read_lag_s > 0:
+            until = self._clock() + self.read_lag_s
+            self._hidden[rid] = until
+            self._fresh.append((until, rid))
         return props
 
     def update(self, rid: str, props: Props, changes: Props, iso: str, ms: int) -> None:
@@ -132,7 +181,7 @@ class Table:
             return
         if rid not in self.archived:
             self._unindex(rid)
-        for side in (self.created, self.archived, self.associations, self.log):
+        for side in (self.created, self.archived, self.associations, self.log, self._hidden):
             side.pop(rid, None)
         del self.by_id[rid]
 
@@ -171,10 +220,14 @@ class Table:
 
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, read_lag_s: float = 0.0
+    ) -> None:
         # Record ids: one counter for all types, like HubSpot's portal-wide ids.
         self.ids = itertools.count(FIRST_RECORD_ID)
         self._tables: dict[str, Table] = {}
+        self._clock = clock
+        self._read_lag_s = read_lag_s
 
     def new_id(self) -> str:
         return str(next(self.ids))
@@ -182,5 +235,5 @@ class Store:
     def table(self, ot: ObjectType) -> Table:
         t = self._tables.get(ot.name)
         if t is None:
-            t = self._tables[ot.name] = Table(ot)
+            t = self._tables[ot.name] = Table(ot, self._clock, self._read_lag_s)
         return t

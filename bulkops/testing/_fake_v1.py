@@ -1,7 +1,8 @@
 """Legacy v1 ticket batch endpoints of the fake HubSpot (hubspot-api.md §10).
 
 v1 is all-or-nothing: any invalid input fails the whole batch with a 400 and nothing is
-written. Answers keep input order (nothing documents v1 shuffling).
+written; unknown ids in batch-update give one OBJECT_NOT_FOUND 400 naming all of them.
+Answers keep input order (nothing documents v1 shuffling).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class V1:
         portal = self.config.portal_id
         out: JSON = {}
         for rid in ids:
-            if table.live(rid) is not None:  # missing ids are simply absent
+            # missing ids are simply absent; so are those the read lag still hides
+            if table.live(rid) is not None and table.readable(rid):
                 out[rid] = v1_object(table, rid, portal, query_props)
         return 200, out
 
@@ -173,15 +175,25 @@ class V1:
         table = self.store.table(ot)
         problems: list[PropertyProblem] = []
         planned: list[tuple[str, Props]] = []
+        missing: list[str] = []
         for item in body:
             if type(item) is not dict:
                 raise MalformedBody("Cannot deserialize update from non-Object value")
             oid = _object_id(item.get("objectId"))
             if table.live(oid) is None:
-                return 400, B.error(f"Object {oid} not found", "OBJECT_NOT_FOUND")
+                missing.append(oid)
+                continue
             clean, bad = validate_props(ot, _name_values(item.get("properties", [])), False)
             problems.extend(bad)
             planned.append((oid, clean))
+        if missing:
+            # hubspot-api.md documents no v1 answer for unknown ids. v1 stays all-or-nothing
+            # (a 400, nothing written) and the body takes the documented v3 shape of missing
+            # records (§4): OBJECT_NOT_FOUND listing every unknown id in context.ids, so a
+            # client can fail exactly those rows instead of bisecting the batch. The ids are
+            # also appended to the message (our addition) for clients that read only text.
+            message = f"{B.not_found_message(ot)} Missing ids: {B.java_list(missing)}"
+            return 400, B.error(message, "OBJECT_NOT_FOUND", context={"ids": missing})
         if problems:
             return 400, _invalid(problems)
         conflict = self._conflicts(ot, planned)

@@ -374,7 +374,7 @@ class V3:
         missing: list[str] = []
         for key in ids:
             rid = find(table, key, idp)
-            if rid is None:
+            if rid is None or not table.readable(rid):  # read lag: not yet visible
                 missing.append(key)
             else:
                 results.append(self._read_result(table, rid, wanted, history))
