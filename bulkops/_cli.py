@@ -9,6 +9,7 @@ configuration error, 3 the job stopped before the end (bad token, daily limit, i
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import os
 import signal
@@ -27,7 +28,7 @@ from ._journal import JOURNAL_NAME, Journal
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
-from ._sources import RawRow, fingerprint, open_source
+from ._sources import RawRow, fingerprint, open_source, parse_delimiter
 
 __all__ = ["main"]
 
@@ -87,6 +88,32 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         choices=["csv", "tsv", "jsonl"],
         help="input format when the suffix does not tell (stdin is sniffed)",
+    )
+
+    def delimiter(text: str) -> str:
+        try:
+            return parse_delimiter(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def encoding(text: str) -> str:
+        try:
+            codecs.lookup(text)
+        except LookupError:
+            raise argparse.ArgumentTypeError(f"unknown encoding {text!r}") from None
+        return text
+
+    p.add_argument(
+        "--delimiter",
+        type=delimiter,
+        help="CSV field separator, one character ('\\t' or tab for a tab; default: comma, "
+        "tab for .tsv; stdin's is sniffed from its header)",
+    )
+    p.add_argument(
+        "--encoding",
+        type=encoding,
+        help="CSV/TSV text encoding, e.g. cp1252 or latin-1 (default: UTF-8, with or without "
+        "a BOM; JSON Lines are always UTF-8)",
     )
     p.add_argument(
         "--id-property",
@@ -273,8 +300,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     token = Secret.from_env_or_file(args.token_file)
     config = _build_config(args, token)
     try:
-        source = open_source(args.input, format=args.format)
-        meta = {"path": None, "format": args.format, "fingerprint": None}
+        source = open_source(
+            args.input, format=args.format, delimiter=args.delimiter, encoding=args.encoding
+        )
+        # resume must read the file the same way: the lead wires these into _cmd_resume.
+        meta = {
+            "path": None,
+            "format": args.format,
+            "fingerprint": None,
+            "delimiter": args.delimiter,
+            "encoding": args.encoding,
+        }
         if args.input != "-":
             meta["path"] = os.path.abspath(args.input)
             meta["fingerprint"] = fingerprint(args.input)
