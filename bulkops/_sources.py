@@ -24,7 +24,14 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -860,8 +867,14 @@ def _check_delimiter(delimiter: str) -> None:
 async def from_iterable(
     records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
 ) -> AsyncGenerator[RawRow, None]:
-    """Stream in-memory records; ``line`` equals ``row``. A non-mapping item is an error row."""
+    """Stream in-memory records; ``line`` equals ``row``. A non-mapping item is an error row.
+
+    Any ``Mapping`` is a record, so ``DataFrame.to_dict("records")`` works; so does a pandas
+    DataFrame itself, read row by row (iterating one directly would give its column names).
+    """
     row = 0
+    if _is_data_frame(records):
+        records = _frame_records(records)
     if isinstance(records, AsyncIterable):
         iterator = aiter(records)
         try:
@@ -876,6 +889,18 @@ async def from_iterable(
         for item in records:
             row += 1
             yield _mapping_row(row, item)
+
+
+def _is_data_frame(records: object) -> bool:
+    # Duck-typed, so pandas stays optional.
+    return hasattr(records, "itertuples") and hasattr(records, "columns")
+
+
+def _frame_records(frame: Any) -> Iterator[dict[str, Any]]:
+    """A DataFrame's rows as dicts, one at a time (``to_dict`` would copy the whole frame)."""
+    columns = list(frame.columns)
+    for values in frame.itertuples(index=False, name=None):
+        yield dict(zip(columns, values, strict=True))
 
 
 def _mapping_row(row: int, item: object) -> RawRow:

@@ -541,6 +541,27 @@ async def test_from_iterable_takes_dataframe_records() -> None:
     frame = pd.DataFrame({"subject": ["a", "b"], "n": [1, 2]})
     rows = await collect(from_iterable(frame.to_dict("records")))
     assert [r.data for r in rows] == [{"subject": "a", "n": 1}, {"subject": "b", "n": 2}]
+    # The frame itself too, not its column names.
+    rows = await collect(from_iterable(frame))
+    assert [r.data for r in rows] == [{"subject": "a", "n": 1}, {"subject": "b", "n": 2}]
+    assert [(r.row, r.line) for r in rows] == [(1, 1), (2, 2)]
+
+
+async def test_from_iterable_takes_anything_shaped_like_a_data_frame() -> None:
+    class Frame:
+        """What pandas.DataFrame looks like to from_iterable (pandas may not be installed)."""
+
+        columns = ("subject", "n")
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self.columns)  # as a DataFrame does: its column names
+
+        def itertuples(self, *, index: bool, name: None) -> Iterator[tuple[Any, ...]]:
+            assert index is False and name is None
+            return iter([("a", 1), ("b", 2)])
+
+    rows = await collect(from_iterable(Frame()))  # type: ignore[arg-type]
+    assert rows == [RawRow(1, 1, {"subject": "a", "n": 1}), RawRow(2, 2, {"subject": "b", "n": 2})]
 
 
 async def test_from_iterable_takes_generators_and_async_iterables() -> None:
