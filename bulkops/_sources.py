@@ -517,6 +517,7 @@ class _JsonlReader(_Reader):
         super().__init__(opener, name=name, owned=owned)
         self._lineno = first_line - 1
         self._row = 0
+        self._exact = _ExactJson()
 
     def _start(self, stream: IO[bytes]) -> None:
         bad = _scan(stream, "utf-8-sig")
@@ -532,6 +533,7 @@ class _JsonlReader(_Reader):
         assert self._stream is not None
         readline = self._stream.readline
         loads = orjson.loads
+        exact = self._exact.loads
         lineno = self._lineno
         row = self._row
         out: list[RawRow] = []
@@ -552,14 +554,16 @@ class _JsonlReader(_Reader):
             except orjson.JSONDecodeError as exc:
                 if not line.strip():
                     continue  # a blank line is not a record
-                obj = _exact_loads(line) if "number" in exc.msg else None
+                obj = exact(line) if "number" in exc.msg else None
                 if obj is None:
                     row += 1
                     append(RawRow(row, lineno, None, self._json_error(lineno, line, exc)))
                     continue
             else:
                 if type(obj) is dict and _loses_number_text(obj, line):
-                    obj = _exact_loads(line)
+                    # None only for what orjson takes and json does not (nesting past
+                    # Python's recursion limit): orjson's reading is then the best there is.
+                    obj = exact(line) or obj
             row += 1
             if type(obj) is not dict:
                 kind = _JSON_KINDS.get(type(obj), type(obj).__name__)
@@ -612,14 +616,34 @@ def _loses_number_text(obj: Any, line: bytes) -> bool:
     return False
 
 
-def _exact_loads(line: bytes) -> Any:
-    """``line`` parsed with numbers as written, or None when the json module refuses it too."""
-    try:
-        return json.loads(
-            line, parse_float=JsonNumber, parse_int=_exact_int, parse_constant=_no_constant
-        )
-    except (ValueError, RecursionError):
-        return None
+class _ExactJson:
+    """Parses a line with each number as written (floats as JsonNumber), or says it cannot.
+
+    One per reader: a JSONDecoder is costly to build (json.loads(..., parse_float=...) builds
+    one per call, which doubled the time), and one reader is only used by one thread at a time.
+    """
+
+    __slots__ = ("_decode", "_decode_ints")
+
+    def __init__(self) -> None:
+        # Integers the C way (exact, and fast); -0 and very long ones need _exact_int.
+        self._decode = json.JSONDecoder(parse_float=JsonNumber, parse_constant=_no_constant).decode
+        self._decode_ints = json.JSONDecoder(
+            parse_float=JsonNumber, parse_int=_exact_int, parse_constant=_no_constant
+        ).decode
+
+    def loads(self, line: bytes) -> Any:
+        """``line`` parsed, or None when the json module refuses it too."""
+        try:
+            text = line.decode("utf-8")
+            if b"-0" in line:
+                return self._decode_ints(text)
+            try:
+                return self._decode(text)
+            except ValueError:  # an integer past int()'s digit limit
+                return self._decode_ints(text)
+        except (ValueError, RecursionError):
+            return None
 
 
 def _exact_int(text: str) -> int | str:
