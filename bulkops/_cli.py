@@ -303,7 +303,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         source = open_source(
             args.input, format=args.format, delimiter=args.delimiter, encoding=args.encoding
         )
-        # resume must read the file the same way: the lead wires these into _cmd_resume.
+        # Journaled so that a resume can read the file the same way (_cmd_resume does not
+        # pass them to open_source yet).
         meta = {
             "path": None,
             "format": args.format,
