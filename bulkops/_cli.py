@@ -9,6 +9,7 @@ configuration error, 3 the job stopped before the end (bad token, daily limit, i
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import os
 import signal
@@ -27,7 +28,7 @@ from ._journal import JOURNAL_NAME, Journal
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
-from ._sources import RawRow, fingerprint, open_source
+from ._sources import RawRow, fingerprint, open_source, parse_delimiter
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = ["main"]
@@ -89,6 +90,32 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         choices=["csv", "tsv", "jsonl"],
         help="input format when the suffix does not tell (stdin is sniffed)",
+    )
+
+    def delimiter(text: str) -> str:
+        try:
+            return parse_delimiter(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    def encoding(text: str) -> str:
+        try:
+            codecs.lookup(text)
+        except LookupError:
+            raise argparse.ArgumentTypeError(f"unknown encoding {text!r}") from None
+        return text
+
+    p.add_argument(
+        "--delimiter",
+        type=delimiter,
+        help="CSV field separator, one character ('\\t' or tab for a tab; default: comma, "
+        "tab for .tsv; stdin's is sniffed from its header)",
+    )
+    p.add_argument(
+        "--encoding",
+        type=encoding,
+        help="CSV/TSV text encoding, e.g. cp1252 or latin-1 (default: UTF-8, with or without "
+        "a BOM; JSON Lines are always UTF-8)",
     )
     p.add_argument(
         "--id-property",
@@ -307,8 +334,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     token = Secret.from_env_or_file(args.token_file)
     config = _build_config(args, token)
     try:
-        source = open_source(args.input, format=args.format)
-        meta = {"path": None, "format": args.format, "fingerprint": None}
+        source = open_source(
+            args.input, format=args.format, delimiter=args.delimiter, encoding=args.encoding
+        )
+        # Journaled so that a resume can read the file the same way (_cmd_resume does not
+        # pass them to open_source yet).
+        meta = {
+            "path": None,
+            "format": args.format,
+            "fingerprint": None,
+            "delimiter": args.delimiter,
+            "encoding": args.encoding,
+        }
         if args.input != "-":
             meta["path"] = os.path.abspath(args.input)
             meta["fingerprint"] = fingerprint(args.input)
@@ -358,6 +395,10 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         print(V1_SUNSET_WARNING, file=sys.stderr)
     with ProgressDisplay(mode=args.progress) as display:
         report = anyio.run(lambda: drive(job, display, count_from=count_from))
+    if report.stop is not None and report.exit_code == EXIT_USAGE and not report.rows.read:
+        # Fixed before anything was done (a bad header, a wrong host): one plain message.
+        print(f"bulkops: {report.stop.message}", file=sys.stderr)
+        return report.exit_code
     print(format_summary(report), file=sys.stderr)
     if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
         print(f"  continue with: bulkops resume {job.config.out_dir}", file=sys.stderr)
@@ -399,7 +440,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             f"the input {path} changed since the job started (its fingerprint differs). "
             "resume will not mix two inputs; start a new job for the new file."
         )
-    source = open_source(path, format=inp.get("format"))
+    source = open_source(
+        path,
+        format=inp.get("format"),
+        delimiter=inp.get("delimiter"),
+        encoding=inp.get("encoding"),
+    )
     job = Job(config, source, input_name=path, input_meta=inp, mode=Mode.RESUME)
     return _drive_and_report(job, args, count_from=path)
 

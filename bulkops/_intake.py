@@ -16,6 +16,7 @@ import anyio
 
 from ._config import JobConfig
 from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
+from ._header import check_columns
 from ._models import Item, Operation, Outcome, Phase
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
@@ -100,8 +101,16 @@ class Intake:
         in_flight = _Cursor(resumed.in_flight if resumed and creating else None)
         rows = self._rows
         scheduler = self._scheduler
+        header_checked = False
         try:
             async for raw in rows:
+                if not header_checked:
+                    header_checked = True
+                    problem = self._header_problem(rows)
+                    if problem is not None:
+                        # A mistake in the header is one error, before the first write.
+                        self._latch.set(Stop(StopReason.INPUT, problem))
+                        break
                 self.rows_read += 1
                 if finished.has(raw.row):
                     self.skipped += 1
@@ -151,6 +160,19 @@ class Intake:
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+    def _header_problem(self, rows: AsyncIterable[RawRow]) -> str | None:
+        header = getattr(rows, "header", None)
+        if header is None:
+            return None
+        config = self._config
+        return check_columns(
+            header,
+            schema=self._schema,
+            operation=config.operation,
+            id_property=config.id_property,
+            object_type=config.object_type,
+        )
 
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))

@@ -14,31 +14,193 @@ Everything wrong with a record raises :class:`InputError` naming the field, so t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from ._errors import InputError
 from ._models import Api, Item, Operation
 
-__all__ = ["Normalizer"]
+__all__ = ["Normalizer", "jsonable_input", "property_text"]
 
 _CATEGORIES = frozenset({"HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED"})
+# pandas' missing values, known by their type's name so that pandas stays optional.
+_MISSING_TYPES = frozenset({"NAType", "NaTType"})
+# A Decimal is written out in full (1E+2 is "100") unless that would be absurdly long.
+_DECIMAL_DIGITS = 100
+_INT64 = range(-(2**63), 2**64)  # what orjson writes as a number
+_SHOWN = 200  # characters of a value kept in a failed line's stand-in
 
 
-def _to_text(name: str, value: Any) -> str | None:
-    """HubSpot property values are strings; None means "no value given"."""
+def property_text(name: str, value: Any) -> str | None:
+    """The text HubSpot gets for one input value; None means "no value given".
+
+    HubSpot property values are strings. Python and pandas values become the text HubSpot
+    reads them as: bool -> "true"/"false", Decimal in full ("1E+2" -> "100"), date ->
+    "YYYY-MM-DD", a timezone-aware datetime or pandas Timestamp -> ISO 8601 UTC with
+    milliseconds ("2026-01-02T03:04:05.000Z"), numpy scalars as their Python kind. None, NaN,
+    NaT and ``pd.NA`` are no value. numpy and pandas are never imported: their values are
+    recognised by what they look like.
+
+    Raises:
+        InputError: naming the property, for a value HubSpot would take as something it is
+            not: a naive datetime (its time zone is unknown), infinity, a nested dict or list,
+            or any other type.
+    """
     if isinstance(value, str):
-        return value
+        return value  # JsonNumber included: the number as written
     if value is None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
+    if isinstance(value, int):
+        return _int_text(name, value)
+    if type(value).__name__ in _MISSING_TYPES:
+        return None  # checked before datetime: pd.NaT is a datetime
+    if isinstance(value, float):  # numpy.float64 too
+        return _float_text(name, float(value))
+    if isinstance(value, Decimal):
+        return _decimal_text(name, value)
+    if isinstance(value, datetime):  # pandas.Timestamp too
+        return _datetime_text(name, value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "dtype") and hasattr(value, "item"):
+        return _numpy_text(name, value)
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        what = "nested object" if isinstance(value, Mapping) else "list"
+        raise InputError(
+            f"property {name!r} must be a single value, not a {what} ({type(value).__name__})",
+            field=name,
+        )
     raise InputError(
-        f"property {name!r} must be a string, number, boolean or null, not {type(value).__name__}",
+        f"property {name!r} must be a string, number, boolean, date or null, "
+        f"not {type(value).__name__}",
         field=name,
     )
+
+
+def _int_text(name: str, value: int) -> str:
+    try:
+        return int.__repr__(value)  # not str(): an IntEnum's str() may be its name
+    except ValueError:  # more than sys.get_int_max_str_digits() digits
+        raise InputError(f"property {name!r}: the number has too many digits", field=name) from None
+
+
+def _float_text(name: str, value: float) -> str | None:
+    if math.isnan(value):
+        return None  # pandas' "no value"
+    if math.isinf(value):
+        raise InputError(f"property {name!r}: {value} is not a number HubSpot takes", field=name)
+    return repr(value)
+
+
+def _decimal_text(name: str, value: Decimal) -> str | None:
+    if value.is_nan():
+        return None
+    if value.is_infinite():
+        raise InputError(f"property {name!r}: {value} is not a number HubSpot takes", field=name)
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if abs(exponent) > _DECIMAL_DIGITS or abs(value.adjusted()) > _DECIMAL_DIGITS:
+        return str(value)  # exact still, in scientific notation rather than a huge string
+    return format(value, "f")  # exact, and "1E+2" is "100"
+
+
+def _datetime_text(name: str, value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(
+            f"property {name!r}: the datetime {value.isoformat()} has no time zone, so "
+            "HubSpot cannot know when it is; give it one (e.g. UTC) or send ISO 8601 text",
+            field=name,
+        )
+    utc = value.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
+
+
+def _numpy_text(name: str, value: Any) -> str | None:
+    """A numpy scalar (duck-typed: a ``dtype`` and an ``item()``), by its dtype's kind."""
+    kind = getattr(value.dtype, "kind", "")
+    if kind in "biu":  # bool, signed, unsigned
+        return property_text(name, value.item())
+    if kind == "f":
+        number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            return _float_text(name, number)
+        # numpy's str() is the shortest text for the value's own precision: "0.1" for a
+        # float32 0.1, where float() would make it 0.10000000149011612.
+        return str(value)
+    if kind in "mM":
+        if value != value:
+            return None  # NaT
+        raise InputError(
+            f"property {name!r}: a numpy {value.dtype} has no time zone, so HubSpot cannot "
+            "know when it is; convert it to a timezone-aware datetime",
+            field=name,
+        )
+    if kind in "US":  # numpy str_ and bytes_ scalars
+        return property_text(name, value.item())
+    raise InputError(
+        f"property {name!r} must be a string, number, boolean, date or null, "
+        f"not numpy {value.dtype}",
+        field=name,
+    )
+
+
+def jsonable_input(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` made safe for ``orjson.dumps``, to be written as a result line's ``input``.
+
+    Values orjson cannot write (Decimal, numpy and pandas values, NaN, integers past 64 bits,
+    strings with lone surrogates, non-string keys) become what the normaliser would send
+    (a string, or None for no value), so a ``failed.jsonl`` fed back in is read the same way.
+    A value the normaliser refuses becomes ``{"type": ..., "value": ...}``, which it refuses
+    again.
+    """
+    return {_json_key(key): _jsonable(value) for key, value in raw.items()}
+
+
+def _json_key(key: Any) -> str:
+    return _safe_str(key) if isinstance(key, str) else str(key)
+
+
+def _jsonable(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _safe_str(value)
+    if value is None or kind is bool:
+        return value
+    if kind is int:
+        return value if value in _INT64 else _stand_in(value)
+    if kind is float:
+        return value if math.isfinite(value) else _stand_in(value)
+    if isinstance(value, Mapping):
+        return {_json_key(k): _jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_jsonable(v) for v in value]
+    return _stand_in(value)
+
+
+def _stand_in(value: Any) -> Any:
+    try:
+        text = property_text("", value)
+    except InputError:
+        shown = str(value)
+        return {"type": type(value).__name__, "value": _safe_str(shown[:_SHOWN])}
+    return None if text is None else _safe_str(text)
+
+
+def _safe_str(text: str) -> str:
+    """``text`` without lone surrogates (which orjson refuses): each becomes a \\udcxx escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _association_column(name: str, value: str) -> list[dict[str, Any]]:
@@ -139,9 +301,15 @@ class Normalizer:
                 if not value and not keep_empty:
                     continue
             else:
-                value = _to_text(name, value)
-                if value is None or (not value and not keep_empty):
+                value = property_text(name, value)
+                if value is None:
+                    if not keep_empty:
+                        continue
+                    value = ""  # None, NaN, NaT, pd.NA: empty, so --empty-clears clears
+                elif not value and not keep_empty:
                     continue
+            if type(name) is not str:
+                raise InputError(f"property name {name!r} is not a string", field=str(name))
             if flat and (name == "id" or name[:6] == "assoc:"):
                 if name != "id":
                     associations = (associations or []) + _association_column(name, value)
@@ -172,7 +340,7 @@ class Normalizer:
             record_id = properties.get(idp) or ""
             field = idp
         else:
-            record_id = _to_text("id", raw.get("id")) or ""
+            record_id = property_text("id", raw.get("id")) or ""
             field = "id"
         record_id = record_id.strip()
         if not record_id:

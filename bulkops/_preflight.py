@@ -195,7 +195,15 @@ class PropertySchema:
     Build it with :meth:`from_hubspot` from the body of ``GET /crm/v3/properties/{objectType}``.
     """
 
-    __slots__ = ("_checks", "_object_type", "_required", "_required_order", "_rules", "_unique")
+    __slots__ = (
+        "_checks",
+        "_labels",
+        "_object_type",
+        "_required",
+        "_required_order",
+        "_rules",
+        "_unique",
+    )
 
     def __init__(
         self,
@@ -204,9 +212,12 @@ class PropertySchema:
         rules: Mapping[str, _Rule | None],
         unique: Iterable[str] = (),
         legacy_v1: bool = False,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self._object_type = object_type
         self._rules = dict(rules)
+        # UI label -> internal name: people export "Ticket name" where the API wants "subject".
+        self._labels = dict(labels or {})
         # The hot path looks only at this: name -> checker, or None when anything goes.
         self._checks: dict[str, _Check | None] = {
             name: None if rule is None else rule.check for name, rule in self._rules.items()
@@ -232,6 +243,7 @@ class PropertySchema:
             raise ValueError(f"{object_type} property schema: expected a 'results' list")
         rules: dict[str, _Rule | None] = {}
         unique = []
+        labels: dict[str, str] = {}
         for index, prop in enumerate(results):
             name = prop.get("name") if isinstance(prop, Mapping) else None
             if not isinstance(name, str) or not name:
@@ -239,7 +251,16 @@ class PropertySchema:
             rules[name] = _rule_for(prop)
             if prop.get("hasUniqueValue") is True:
                 unique.append(name)
-        return cls(object_type=object_type, rules=rules, unique=unique, legacy_v1=legacy_v1)
+            label = prop.get("label")
+            if isinstance(label, str) and label.strip():
+                labels.setdefault(label.strip(), name)
+        return cls(
+            object_type=object_type,
+            rules=rules,
+            unique=unique,
+            labels=labels,
+            legacy_v1=legacy_v1,
+        )
 
     @property
     def object_type(self) -> str:
@@ -247,6 +268,14 @@ class PropertySchema:
 
     def has(self, name: str) -> bool:
         return name in self._rules
+
+    def names(self) -> list[str]:
+        """The internal names of the object's properties, in the schema's order."""
+        return list(self._rules)
+
+    def labels(self) -> dict[str, str]:
+        """Each property label as HubSpot's UI shows it, mapped to its internal name."""
+        return dict(self._labels)
 
     def is_unique(self, name: str) -> bool:
         """Whether the property has unique values, as an upsert ``idProperty`` needs."""

@@ -6,9 +6,11 @@ Whatever the file size, at most one chunk (and one line of at most ``_MAX_LINE``
 held in memory.
 
 A record that cannot be parsed is not an exception: it comes out as a ``RawRow`` with
-``data=None`` and an ``error`` naming the line, and reading goes on with the next record.
-Only problems that make the whole input unusable (a bad CSV header, an unknown format, an
-unreadable file) raise.
+``data=None`` and an ``error`` naming the line, and reading goes on with the next record (a
+quote that never closes costs only the line it is on). Only problems that make the whole
+input unusable raise, before the first row: an unknown format or an unreadable file
+(``ValueError``, ``OSError``), and a bad CSV header or a file that is not in its encoding
+(:class:`SourceError`, which names the file and the line).
 """
 
 from __future__ import annotations
@@ -17,24 +19,37 @@ import codecs
 import csv
 import hashlib
 import io
+import json
 import os
 import stat
 import sys
 import threading
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
 import orjson
 
+from ._errors import ConfigError
+from ._header import header_problems, sniff_delimiter
+
 __all__ = [
+    "JsonNumber",
     "RawRow",
     "RowStream",
+    "SourceError",
     "fingerprint",
     "from_iterable",
     "open_source",
+    "parse_delimiter",
     "read_csv",
     "read_jsonl",
 ]
@@ -46,6 +61,28 @@ _MAX_LINE = 16 * 1024 * 1024
 _EDGE = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _STDIN_NAME = "<stdin>"
+_DEFAULT_ENCODING = "utf-8-sig"
+# A regular file is checked for its encoding in blocks of this size before the first row.
+_SCAN_CHUNK = 1024 * 1024
+# How much of stdin is looked at to tell its delimiter (the header line).
+_SNIFF_BYTES = 64 * 1024
+# Codec names (as codecs.lookup spells them) whose ASCII bytes are ASCII characters, so an
+# ASCII block needs no decoding.
+_UTF8 = frozenset({"utf-8", "utf-8-sig"})
+_ASCII_SUPERSETS = frozenset({"ascii", "latin-1", "iso8859-15", "cp1252", "cp1250", "mac-roman"})
+
+
+class SourceError(ConfigError):
+    """The input cannot be read as a whole: a bad CSV header, a file not in its encoding.
+
+    Raised before the first row is handed out, so the job stops (exit 2) before anything is
+    sent. ``path`` is the file ("<stdin>" for stdin) and ``line`` the 1-based line.
+    """
+
+    def __init__(self, problem: str, *, path: str, line: int) -> None:
+        super().__init__(f"{path}: line {line}: {problem}")
+        self.path = path
+        self.line = line
 
 
 @dataclass(slots=True, frozen=True)
@@ -75,6 +112,11 @@ class RowStream(Protocol):
 
     async def aclose(self) -> None: ...
 
+    @property
+    def header(self) -> list[str] | None:
+        """The CSV/TSV column names, once the first row is out; None for JSON Lines."""
+        ...
+
 
 # --------------------------------------------------------------------------------------------
 # Blocking readers: each runs only inside a worker thread, one chunk at a time.
@@ -83,6 +125,9 @@ class RowStream(Protocol):
 class _Reader:
     """Turns a binary stream into RawRows, ``n`` at a time. Blocking; not thread-safe."""
 
+    # The CSV column names once the header is read; None for formats without a header.
+    header: list[str] | None = None
+
     def __init__(self, opener: Callable[[], IO[bytes]], *, name: str, owned: bool) -> None:
         self._opener = opener
         self._stream: IO[bytes] | None = None
@@ -90,6 +135,9 @@ class _Reader:
         # A stream we did not open (stdin) is never closed, only let go of.
         self._owned = owned
         self._closed = False
+        # Until the first chunk is handed out, a problem with the whole input can still stop
+        # the job before anything is sent (see encoding_problem).
+        self._first_chunk = True
 
     def read(self, n: int) -> list[RawRow]:
         """Return up to ``n`` rows; an empty list means the input is exhausted."""
@@ -99,7 +147,10 @@ class _Reader:
             # Opened here, in the worker thread: opening a FIFO blocks until a writer shows up.
             self._stream = self._opener()
             self._start(self._stream)
-        return self._read(n)
+        try:
+            return self._read(n)
+        finally:
+            self._first_chunk = False
 
     def close(self) -> None:
         if self._closed:
@@ -119,28 +170,134 @@ class _Reader:
     def _stop(self) -> None:
         """Let go of any wrapper around the stream without closing the stream itself."""
 
+    def encoding_problem(self, lineno: int, problem: str) -> str:
+        """A line that does not decode: a SourceError while nothing has been handed out,
+        else (a pipe, past its first chunk) the message of an error row for that record.
+
+        A file in the wrong encoding fails on many lines, so it is one error for the job, not
+        one per row. Regular files are checked whole before the first row (``_scan``); a pipe
+        can only be checked as it is read.
+        """
+        if self._first_chunk:
+            raise SourceError(f"{problem}; {_ENCODING_HINT}", path=self.name, line=lineno)
+        return f"line {lineno}: {problem} (is the input in another encoding? see --encoding)"
+
+
+# Most non-UTF-8 CSVs come from Excel on Windows, which writes cp1252.
+_ENCODING_HINT = "pass --encoding with the file's encoding (e.g. --encoding cp1252)"
+
+
+def _shown_encoding(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name in _UTF8 else encoding
+
+
+def _scan(stream: IO[bytes], encoding: str) -> tuple[int, str] | None:
+    """The first line of a regular file that does not decode, and why; None when all do.
+
+    Reads the file once more than the parse does, in ``_SCAN_CHUNK`` blocks; an ASCII block
+    (the usual case) costs an ``isascii`` and no decoding. The stream is left at its start.
+    Not for pipes: they cannot be read twice.
+    """
+    try:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode) or not stream.seekable():
+            return None
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None  # not a real file (BytesIO in tests, sockets): checked as it is read
+    start = stream.tell()
+    ascii_safe = codecs.lookup(encoding).name in _UTF8 | _ASCII_SUPERSETS
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    newlines = 0
+    try:
+        while block := stream.read(_SCAN_CHUNK):
+            if not (ascii_safe and block.isascii() and not decoder.getstate()[0]):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as bad:
+                    # bad.object is the decoder's pending bytes followed by this block.
+                    before = bad.object[: bad.start]
+                    line = newlines + before.count(b"\n") + 1
+                    byte = bad.object[bad.start]
+                    return line, f"byte 0x{byte:02x} is not valid {_shown_encoding(encoding)}"
+            newlines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return newlines + 1, f"the file ends inside a {_shown_encoding(encoding)} character"
+        return None
+    finally:
+        stream.seek(start)
+
 
 class _Lines:
-    """Text lines for ``csv.reader``, with problems noted instead of raised.
+    """Text lines for ``csv.reader``, with problems noted instead of raised, and a replay.
 
     Raising from here would make csv lose its place in a multi-line record; instead the problem
     is kept in ``problem`` and the reader turns the record being parsed into an error row.
     csv.reader pulls lines only while it parses a record (no read-ahead), so the problem always
     belongs to the record that the next ``next(reader)`` returns.
+
+    ``record`` holds the lines of the record being parsed, so that a damaged one can be undone:
+    ``replay`` hands its lines out again, with their line numbers, before reading on.
     """
 
-    __slots__ = ("_encoding", "_readline", "lineno", "problem")
+    __slots__ = (
+        "_encoding",
+        "_problem_at",
+        "_readline",
+        "_replay",
+        "_source",
+        "lineno",
+        "problem",
+        "record",
+        "size",
+    )
 
-    def __init__(self, text: io.TextIOWrapper, *, encoding: str, first_line: int) -> None:
+    def __init__(self, text: io.TextIOWrapper, *, source: _Reader, encoding: str) -> None:
         self._readline = text.readline
+        self._source = source
         self._encoding = encoding
-        self.lineno = first_line - 1
+        self.lineno = 0
         self.problem: str | None = None
+        self.record: list[str] = []
+        self.size = 0
+        # Lines to hand out again (a stack: the next one last) and the problems noted on them.
+        self._replay: list[str] = []
+        self._problem_at: dict[int, str] = {}
+
+    def begin(self) -> int:
+        """Start a new record; return the line it starts on."""
+        self.record = []
+        self.size = 0
+        self.problem = None
+        return self.lineno + 1
+
+    def replay(self, lines: list[str], *, after: int) -> None:
+        """Hand ``lines`` out again, numbered from ``after + 1``."""
+        self._replay.extend(reversed(lines))
+        self.lineno = after
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
+        if self._replay:
+            line = self._replay.pop()
+            self.lineno += 1
+            problem = self._problem_at.pop(self.lineno, None)
+            if problem is not None:
+                self._note(problem)
+        else:
+            line = self._read()
+        self.record.append(line)
+        self.size += len(line)
+        if self.size > _MAX_LINE:
+            # Only a quote that never closes makes a record this big; csv's own field limit
+            # (131,072 characters by default) usually stops it much sooner.
+            raise csv.Error(f"record longer than {_MAX_LINE} characters")
+        return line
+
+    def _read(self) -> str:
         line = self._readline(_MAX_LINE)
         if not line:
             raise StopIteration
@@ -151,7 +308,8 @@ class _Lines:
                 # lone surrogates, which strict UTF-8 refuses to encode.
                 line.encode("utf-8")
             except UnicodeEncodeError:
-                self._note(f"line {self.lineno}: bytes that are not valid {self._encoding}")
+                problem = f"bytes that are not valid {_shown_encoding(self._encoding)}"
+                self._note(self._source.encoding_problem(self.lineno, problem))
         if "\x00" in line:
             # Python 3.11's csv accepts NUL, but in a CSV it nearly always means a binary or
             # UTF-16 file read with the wrong encoding.
@@ -164,8 +322,16 @@ class _Lines:
         return line
 
     def _note(self, problem: str) -> None:
+        # Kept by line too: a damaged record's lines are read again, and must say it again.
+        self._problem_at[self.lineno] = problem
         if self.problem is None:
             self.problem = problem
+
+    def forget_before(self, lineno: int) -> None:
+        """Drop the problems noted on lines before ``lineno``: they will not be read again."""
+        if self._problem_at:
+            for old in [n for n in self._problem_at if n < lineno]:
+                del self._problem_at[old]
 
 
 class _CsvReader(_Reader):
@@ -176,11 +342,12 @@ class _CsvReader(_Reader):
         name: str,
         owned: bool,
         encoding: str,
-        delimiter: str,
+        delimiter: str | None,
         first_line: int = 1,
     ) -> None:
         super().__init__(opener, name=name, owned=owned)
         self._encoding = encoding
+        # None: sniffed from the header line (stdin, whose name says nothing).
         self._delimiter = delimiter
         self._first_line = first_line
         self._text: io.TextIOWrapper | None = None
@@ -188,6 +355,11 @@ class _CsvReader(_Reader):
         self._row = 0
 
     def _start(self, stream: IO[bytes]) -> None:
+        bad = _scan(stream, self._encoding)
+        if bad is not None:
+            line, problem = bad
+            raise SourceError(f"{problem}; {_ENCODING_HINT}", path=self.name, line=line)
+        delimiter = self._delimiter or _sniff(stream)
         # newline="" is what csv needs to see line breaks inside quoted fields as they are.
         self._text = io.TextIOWrapper(
             stream,
@@ -195,38 +367,35 @@ class _CsvReader(_Reader):
             errors="surrogateescape",
             newline="",
         )
-        self._lines = _Lines(self._text, encoding=self._encoding, first_line=self._first_line)
-        # strict: a stray or unterminated quote is an error row instead of silently swallowing
-        # the records after it into one field.
-        self._csv = csv.reader(self._lines, delimiter=self._delimiter, strict=True)
+        self._lines = _Lines(self._text, source=self, encoding=self._encoding)
+        self._lines.lineno = self._first_line - 1
+        # strict: a stray or unterminated quote is an error instead of silently swallowing
+        # the records after it into one field; _read then skips just the damaged line.
+        self._csv = csv.reader(self._lines, delimiter=delimiter, strict=True)
         self._header = self._read_header()
+        self.header = list(self._header) if self._header else None
 
     def _read_header(self) -> list[str]:
         lines = self._lines
         while True:
-            start = lines.lineno + 1
+            start = lines.begin()
             try:
                 values = next(self._csv)
             except StopIteration:
                 return []  # empty input: no header, no records
             except csv.Error as exc:
-                raise ValueError(f"{self.name}: line {start}: bad CSV header: {exc}") from None
+                raise SourceError(f"bad CSV header: {exc}", path=self.name, line=start) from None
             if lines.problem is not None:
-                raise ValueError(f"{self.name}: bad CSV header: {lines.problem}")
+                problem = lines.problem.removeprefix(f"line {start}: ")
+                raise SourceError(f"bad CSV header: {problem}", path=self.name, line=start)
             if values:
                 break
         # A BOM survives when the caller picked plain "utf-8"; it is never part of a name.
         names = [v.strip() for v in values]
         names[0] = names[0].lstrip("\ufeff").strip()
-        problems = []
-        empty = [str(i) for i, n in enumerate(names, 1) if not n]
-        if empty:
-            problems.append(f"empty column name at column {', '.join(empty)}")
-        dups = [n for n, count in Counter(names).items() if count > 1 and n]
-        if dups:
-            problems.append(f"duplicate column names {', '.join(map(repr, dups))}")
+        problems = header_problems(names)
         if problems:
-            raise ValueError(f"{self.name}: line {start}: bad CSV header: {'; '.join(problems)}")
+            raise SourceError(f"bad CSV header: {'; '.join(problems)}", path=self.name, line=start)
         return names
 
     def _read(self, n: int) -> list[RawRow]:
@@ -240,20 +409,22 @@ class _CsvReader(_Reader):
         out: list[RawRow] = []
         append = out.append
         while row - self._row < n:
+            # lines.begin(), inlined: this loop runs once per record.
+            lines.record = []
+            lines.size = 0
+            lines.problem = None
             start = lines.lineno + 1
             try:
                 values = next(reader)
             except StopIteration:
                 break
             except csv.Error as exc:
-                lines.problem = None
                 row += 1
-                append(RawRow(row, start, None, f"line {start}: malformed CSV: {exc}"))
+                append(RawRow(row, start, None, self._damaged(start, exc)))
                 continue
             if lines.problem is not None:
                 row += 1
                 append(RawRow(row, start, None, lines.problem))
-                lines.problem = None
                 continue
             if not values:
                 continue  # an empty line is not a record
@@ -263,9 +434,33 @@ class _CsvReader(_Reader):
             else:
                 got = len(values)
                 error = f"line {start}: expected {width} fields as in the header, got {got}"
+                if len(lines.record) > 1:
+                    end = start + len(lines.record) - 1
+                    error += f" (the record runs to line {end}: check the quotes on line {start})"
                 append(RawRow(row, start, None, error))
         self._row = row
+        lines.forget_before(lines.lineno + 1)
         return out
+
+    def _damaged(self, start: int, exc: csv.Error) -> str:
+        """The error of a record csv could not parse; a multi-line one costs only its first line.
+
+        A quote that opens a field and never closes swallows the lines after it, until csv's
+        field limit (131,072 characters by default, twice the longest value HubSpot takes), the
+        end of the input, or a quote that cannot close the field. Those lines are records of
+        their own, so only the line the record starts on is the error, and reading resumes on
+        the next line: every later record is read, with the number it would have had.
+        """
+        lines = self._lines
+        record = lines.record
+        if len(record) <= 1:
+            return lines.problem or f"line {start}: malformed CSV: {exc}"
+        end = start + len(record) - 1
+        lines.replay(record[1:], after=start)
+        return (
+            f"line {start}: malformed CSV: a quoted field opens on this line and does not close "
+            f"properly ({exc}, reading on to line {end}); only this line was skipped"
+        )
 
     def _stop(self) -> None:
         if self._text is None:
@@ -279,6 +474,15 @@ class _CsvReader(_Reader):
         self._text = None
 
 
+def _sniff(stream: IO[bytes]) -> str:
+    """The delimiter of the header line at the stream's position, without consuming it."""
+    head = stream.peek(_SNIFF_BYTES) if hasattr(stream, "peek") else b""
+    for line in head.removeprefix(_BOM).split(b"\n"):
+        if line.strip():
+            return sniff_delimiter(line.decode("utf-8", errors="replace"))
+    return ","
+
+
 _JSON_KINDS = {
     list: "list",
     str: "string",
@@ -287,6 +491,18 @@ _JSON_KINDS = {
     bool: "boolean",
     type(None): "null",
 }
+_JSONL_HINT = "JSON Lines are UTF-8: convert the file first (e.g. iconv -f cp1252 -t utf-8)"
+
+
+class JsonNumber(str):
+    """The exact text of a JSON number that a float would change: ``1.10``, ``1e400``, ``-0``.
+
+    A ``str``, so the normaliser sends it as written; written back out (``failed.jsonl``) it
+    is a JSON string, which reads back to the same text. Integers that fit a Python int stay
+    ints: their text is exact.
+    """
+
+    __slots__ = ()
 
 
 class _JsonlReader(_Reader):
@@ -301,8 +517,13 @@ class _JsonlReader(_Reader):
         super().__init__(opener, name=name, owned=owned)
         self._lineno = first_line - 1
         self._row = 0
+        self._exact = _ExactJson()
 
     def _start(self, stream: IO[bytes]) -> None:
+        bad = _scan(stream, "utf-8-sig")
+        if bad is not None:
+            line, problem = bad
+            raise SourceError(f"{problem}; {_JSONL_HINT}", path=self.name, line=line)
         # orjson refuses a UTF-8 BOM; editors on Windows like to add one to the first line.
         head = stream.peek(3) if hasattr(stream, "peek") else b""
         if head.startswith(_BOM):
@@ -312,6 +533,7 @@ class _JsonlReader(_Reader):
         assert self._stream is not None
         readline = self._stream.readline
         loads = orjson.loads
+        exact = self._exact.loads
         lineno = self._lineno
         row = self._row
         out: list[RawRow] = []
@@ -332,9 +554,16 @@ class _JsonlReader(_Reader):
             except orjson.JSONDecodeError as exc:
                 if not line.strip():
                     continue  # a blank line is not a record
-                row += 1
-                append(RawRow(row, lineno, None, _json_error(lineno, line, exc)))
-                continue
+                obj = exact(line) if "number" in exc.msg else None
+                if obj is None:
+                    row += 1
+                    append(RawRow(row, lineno, None, self._json_error(lineno, line, exc)))
+                    continue
+            else:
+                if type(obj) is dict and _loses_number_text(obj, line):
+                    # None only for what orjson takes and json does not (nesting past
+                    # Python's recursion limit): orjson's reading is then the best there is.
+                    obj = exact(line) or obj
             row += 1
             if type(obj) is not dict:
                 kind = _JSON_KINDS.get(type(obj), type(obj).__name__)
@@ -351,22 +580,91 @@ class _JsonlReader(_Reader):
         self._row = row
         return out
 
+    def _json_error(self, lineno: int, line: bytes, exc: orjson.JSONDecodeError) -> str:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            where = f"byte 0x{line[bad.start]:02x} at column {bad.start + 1}"
+            if self._first_chunk:
+                problem = f"not valid UTF-8 ({where}); {_JSONL_HINT}"
+                raise SourceError(problem, path=self.name, line=lineno) from None
+            return f"line {lineno}: not valid UTF-8 ({where})"
+        return f"line {lineno}: invalid JSON: {exc.msg} at column {exc.colno}"
 
-def _json_error(lineno: int, line: bytes, exc: orjson.JSONDecodeError) -> str:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        where = f"byte 0x{line[bad.start]:02x} at column {bad.start + 1}"
-        return f"line {lineno}: not valid UTF-8 ({where})"
-    return f"line {lineno}: invalid JSON: {exc.msg} at column {exc.colno}"
+
+# orjson reads every number into an int or a float: exact for integers up to 64 bits, but a
+# float keeps neither the text ("1.10" -> 1.1) nor big integers (2**64 -> 1.8446744073709552e19,
+# silently), and it refuses 1e400. Lines holding such a number are read again, by the standard
+# json module, which hands out each number's text. That costs only those lines: the check is a
+# type test per value, and most CRM values are strings.
+
+
+def _loses_number_text(obj: Any, line: bytes) -> bool:
+    """Whether orjson's reading of ``line`` (a dict or list) holds a number not as written."""
+    # A plain loop: measured faster than set(map(type, ...)) or a regex over the line.
+    for value in obj.values() if type(obj) is dict else obj:
+        kind = type(value)
+        if kind is str:
+            continue
+        if kind is float:
+            return True
+        if kind is int:
+            if not value and b"-0" in line:
+                return True  # -0 reads as 0 (the bytes test is only a first filter)
+        elif (kind is dict or kind is list) and _loses_number_text(value, line):
+            return True
+    return False
+
+
+class _ExactJson:
+    """Parses a line with each number as written (floats as JsonNumber), or says it cannot.
+
+    One per reader: a JSONDecoder is costly to build (json.loads(..., parse_float=...) builds
+    one per call, which doubled the time), and one reader is only used by one thread at a time.
+    """
+
+    __slots__ = ("_decode", "_decode_ints")
+
+    def __init__(self) -> None:
+        # Integers the C way (exact, and fast); -0 and very long ones need _exact_int.
+        self._decode = json.JSONDecoder(parse_float=JsonNumber, parse_constant=_no_constant).decode
+        self._decode_ints = json.JSONDecoder(
+            parse_float=JsonNumber, parse_int=_exact_int, parse_constant=_no_constant
+        ).decode
+
+    def loads(self, line: bytes) -> Any:
+        """``line`` parsed, or None when the json module refuses it too."""
+        try:
+            text = line.decode("utf-8")
+            if b"-0" in line:
+                return self._decode_ints(text)
+            try:
+                return self._decode(text)
+            except ValueError:  # an integer past int()'s digit limit
+                return self._decode_ints(text)
+        except (ValueError, RecursionError):
+            return None
+
+
+def _exact_int(text: str) -> int | str:
+    # int() refuses more than 4,300 digits (CVE-2020-10735); the text is exact anyway.
+    if text == "-0" or len(text) > 4000:
+        return JsonNumber(text)
+    return int(text)
+
+
+def _no_constant(name: str) -> Any:
+    # The json module takes NaN and Infinity, which are not JSON; orjson refuses them too.
+    raise ValueError(f"{name} is not JSON")
 
 
 class _SniffingReader(_Reader):
     """stdin without a format: CSV or JSONL is decided by the first non-blank byte."""
 
-    def __init__(self, stream: IO[bytes], *, csv_options: dict[str, str]) -> None:
+    def __init__(self, stream: IO[bytes], *, encoding: str, delimiter: str | None) -> None:
         super().__init__(lambda: stream, name=_STDIN_NAME, owned=False)
-        self._csv_options = csv_options
+        self._encoding = encoding
+        self._delimiter = delimiter
         self._inner: _Reader | None = None
 
     def _start(self, stream: IO[bytes]) -> None:
@@ -382,12 +680,15 @@ class _SniffingReader(_Reader):
                 name=self.name,
                 owned=False,
                 first_line=first_line,
-                **self._csv_options,
+                encoding=self._encoding,
+                delimiter=self._delimiter,
             )
 
     def _read(self, n: int) -> list[RawRow]:
         assert self._inner is not None
-        return self._inner.read(n)
+        rows = self._inner.read(n)
+        self.header = self._inner.header
+        return rows
 
     def _stop(self) -> None:
         if self._inner is not None:
@@ -499,6 +800,11 @@ class _ThreadedRows:
     async def aclose(self) -> None:
         self._close()
 
+    @property
+    def header(self) -> list[str] | None:
+        # Set by the worker thread while it read the first chunk, before this side saw a row.
+        return self._handoff.reader.header
+
     def _close(self) -> None:
         self._buffer = []
         self._handoff.close()
@@ -525,20 +831,21 @@ def _file_opener(path: str | os.PathLike[str]) -> Callable[[], IO[bytes]]:
 def read_csv(
     path: str | os.PathLike[str],
     *,
-    encoding: str = "utf-8-sig",
+    encoding: str = _DEFAULT_ENCODING,
     delimiter: str = ",",
     chunk_rows: int = 1000,
 ) -> RowStream:
     """Stream the records of a CSV file; the first row is the header, values stay strings.
 
-    Raises (on the first iteration) ``ValueError`` for an empty or duplicate header name.
-    A row with a different field count, malformed quoting, undecodable bytes or a NUL byte is
-    an error row. Empty lines are skipped.
+    Raises (on the first iteration) :class:`SourceError` (a ``ValueError``) for an empty,
+    duplicate or NUL-holding header name, and for a file that does not decode as ``encoding``
+    (checked through the whole file before the first row). A row with a different field
+    count, malformed quoting or a NUL byte is an error row; a quote that never closes costs
+    only its own line. Empty lines are skipped.
     """
     _check_chunk_rows(chunk_rows)
     codecs.lookup(encoding)  # an unknown encoding fails here, not in the worker
-    if len(delimiter) != 1:
-        raise ValueError(f"'delimiter' must be one character, got {delimiter!r}")
+    _check_delimiter(delimiter)
     reader = _CsvReader(
         _file_opener(path),
         name=os.fspath(path),
@@ -553,18 +860,45 @@ def read_jsonl(path: str | os.PathLike[str], *, chunk_rows: int = 1000) -> RowSt
     """Stream the records of a JSON Lines file: one object per line, blank lines skipped.
 
     A line of bulkops' own ``failed.jsonl`` (``{"row", "error", "input": {...}}``) yields its
-    ``input``. Invalid JSON, undecodable bytes and non-objects are error rows.
+    ``input``. Invalid JSON and non-objects are error rows. A number whose text a float would
+    change (``1.10``, ``1e400``, ``-0``, integers past 64 bits) comes out as a
+    :class:`JsonNumber` holding the text as written. Raises :class:`SourceError` (on the
+    first iteration) for a file that is not UTF-8.
     """
     _check_chunk_rows(chunk_rows)
     reader = _JsonlReader(_file_opener(path), name=os.fspath(path), owned=True)
     return _ThreadedRows(reader, chunk_rows=chunk_rows)
 
 
+def parse_delimiter(text: str) -> str:
+    """A delimiter as typed on a command line: one character, or ``\\t`` or ``tab`` for a tab.
+
+    Raises:
+        ValueError: anything else.
+    """
+    delimiter = "\t" if text in ("\\t", "tab", "TAB") else text
+    _check_delimiter(delimiter)
+    return delimiter
+
+
+def _check_delimiter(delimiter: str) -> None:
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ValueError(
+            f"'delimiter' must be one character other than a quote or line break, got {delimiter!r}"
+        )
+
+
 async def from_iterable(
     records: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
 ) -> AsyncGenerator[RawRow, None]:
-    """Stream in-memory records; ``line`` equals ``row``. A non-mapping item is an error row."""
+    """Stream in-memory records; ``line`` equals ``row``. A non-mapping item is an error row.
+
+    Any ``Mapping`` is a record, so ``DataFrame.to_dict("records")`` works; so does a pandas
+    DataFrame itself, read row by row (iterating one directly would give its column names).
+    """
     row = 0
+    if _is_data_frame(records):
+        records = _frame_records(records)
     if isinstance(records, AsyncIterable):
         iterator = aiter(records)
         try:
@@ -581,11 +915,27 @@ async def from_iterable(
             yield _mapping_row(row, item)
 
 
+def _is_data_frame(records: object) -> bool:
+    # Duck-typed, so pandas stays optional.
+    return hasattr(records, "itertuples") and hasattr(records, "columns")
+
+
+def _frame_records(frame: Any) -> Iterator[dict[str, Any]]:
+    """A DataFrame's rows as dicts, one at a time (``to_dict`` would copy the whole frame)."""
+    columns = list(frame.columns)
+    for values in frame.itertuples(index=False, name=None):
+        yield dict(zip(columns, values, strict=True))
+
+
 def _mapping_row(row: int, item: object) -> RawRow:
     if type(item) is dict:
         return RawRow(row, row, item)
     if isinstance(item, Mapping):
-        return RawRow(row, row, dict(item))
+        try:
+            return RawRow(row, row, dict(item))
+        except Exception as exc:  # a user's Mapping may fail to iterate; that is its row's fault
+            problem = f"{type(exc).__name__}: {exc}"
+            return RawRow(row, row, None, f"line {row}: the record cannot be read ({problem})")
     kind = type(item).__name__
     return RawRow(row, row, None, f"line {row}: a record must be a mapping, got {kind}")
 
@@ -599,23 +949,41 @@ _SUFFIXES = {
 }
 
 
-def open_source(path: str, *, format: str | None = None) -> RowStream:
+def open_source(
+    path: str,
+    *,
+    format: str | None = None,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> RowStream:
     """Open ``path`` ("-" is stdin) as CSV or JSONL, by ``format`` or else by its suffix.
 
     ``format`` is "csv", "tsv" or "jsonl". By suffix: .csv, .tsv (tab-separated), and
     .jsonl/.ndjson/.json (JSON Lines). stdin without a format is JSONL when its first non-blank
     byte is "{", else CSV. stdin is read but never closed.
 
+    ``delimiter`` and ``encoding`` apply to CSV/TSV (JSON Lines are UTF-8). Without a
+    delimiter, a file's comes from its format (tab for TSV, else comma) and stdin's is sniffed
+    from its header line (comma, tab, semicolon or pipe). The encoding defaults to UTF-8, with
+    or without a BOM.
+
     Raises:
-        ValueError: unknown format, or a suffix that does not tell the format.
+        ValueError: unknown format or encoding, a bad delimiter, or a suffix that does not
+            tell the format.
     """
+    if delimiter is not None:
+        _check_delimiter(delimiter)
+    encoding = encoding or _DEFAULT_ENCODING
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r}") from None
     suffix = os.path.splitext(path)[1].lower() if path != "-" else ""
+    kind: str
     if format is None:
         if path == "-":
             return _ThreadedRows(
-                _SniffingReader(
-                    sys.stdin.buffer, csv_options={"encoding": "utf-8-sig", "delimiter": ","}
-                ),
+                _SniffingReader(sys.stdin.buffer, encoding=encoding, delimiter=delimiter),
                 chunk_rows=1000,
             )
         if suffix not in _SUFFIXES:
@@ -623,26 +991,32 @@ def open_source(path: str, *, format: str | None = None) -> RowStream:
                 f"{path}: cannot tell the format from the suffix {suffix!r}; "
                 "use .csv, .tsv, .jsonl, .ndjson or .json, or pass format='csv' or 'jsonl'"
             )
-        kind, delimiter = _SUFFIXES[suffix]
+        kind, by_format = _SUFFIXES[suffix]
     elif format == "csv":
-        kind, delimiter = "csv", "\t" if suffix == ".tsv" else ","
+        kind, by_format = "csv", "\t" if suffix == ".tsv" else ","
     elif format == "tsv":
-        kind, delimiter = "csv", "\t"
+        kind, by_format = "csv", "\t"
     elif format == "jsonl":
-        kind, delimiter = "jsonl", ""
+        kind, by_format = "jsonl", ""
     else:
         raise ValueError(f"{path}: unknown format {format!r}; use 'csv', 'tsv' or 'jsonl'")
 
     if path != "-":
         if kind == "csv":
-            return read_csv(path, delimiter=delimiter)
+            return read_csv(path, delimiter=delimiter or by_format, encoding=encoding)
         return read_jsonl(path)
     # Looked up at call time, not import time, so a replaced sys.stdin is honoured.
     stdin = sys.stdin.buffer
     reader: _Reader
     if kind == "csv":
+        # --format csv on stdin says CSV, not which separator: that is sniffed; tsv says tab.
+        sniffed = None if format == "csv" else by_format
         reader = _CsvReader(
-            lambda: stdin, name=_STDIN_NAME, owned=False, encoding="utf-8-sig", delimiter=delimiter
+            lambda: stdin,
+            name=_STDIN_NAME,
+            owned=False,
+            encoding=encoding,
+            delimiter=delimiter or sniffed,
         )
     else:
         reader = _JsonlReader(lambda: stdin, name=_STDIN_NAME, owned=False)

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from pathlib import Path
 from types import MappingProxyType
@@ -22,15 +22,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bulkops._errors import ConfigError
 from bulkops._sources import (
+    JsonNumber,
     RawRow,
     RowStream,
+    SourceError,
     fingerprint,
     from_iterable,
     open_source,
+    parse_delimiter,
     read_csv,
     read_jsonl,
 )
+from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 
 HAS_PROC_FDS = os.path.isdir("/proc/self/fd")
 
@@ -55,6 +60,13 @@ def open_fds_to(path: Path) -> int:
         except OSError:
             continue
     return count
+
+
+class FakeStdin(io.TextIOWrapper):
+    """sys.stdin stand-in: a text wrapper whose .buffer is a real BufferedReader."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BufferedReader(io.BytesIO(data)))
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -142,14 +154,111 @@ async def test_csv_malformed_quote_is_an_error_row_then_reading_goes_on(tmp_path
     assert rows[1] == RawRow(2, 3, {"a": "2", "b": "ok"})
 
 
-async def test_csv_unterminated_quote_at_eof_is_an_error_row(tmp_path: Path) -> None:
-    # Without strict parsing this would silently become one valid-looking record.
+async def test_csv_unterminated_quote_costs_only_its_line(tmp_path: Path) -> None:
+    # Without strict parsing this would silently become one valid-looking record; strict
+    # alone would make it swallow "4,5" into an error row.
     text = 'a,b\n1,2\n3,"never closed\n4,5\n'
     rows = await collect(read_csv(write(tmp_path / "t.csv", text)))
     assert rows[0] == RawRow(1, 2, {"a": "1", "b": "2"})
     assert rows[1].row == 2 and rows[1].line == 3 and rows[1].data is None
-    assert rows[1].error == "line 3: malformed CSV: unexpected end of data"
-    assert len(rows) == 2
+    assert rows[1].error == (
+        "line 3: malformed CSV: a quoted field opens on this line and does not close properly "
+        "(unexpected end of data, reading on to line 4); only this line was skipped"
+    )
+    assert rows[2] == RawRow(3, 4, {"a": "4", "b": "5"})
+    assert len(rows) == 3
+
+
+async def test_csv_unterminated_quote_on_the_last_line_is_an_error_row(tmp_path: Path) -> None:
+    rows = await collect(read_csv(write(tmp_path / "t.csv", 'a,b\n1,2\n3,"never closed\n')))
+    assert rows[1] == RawRow(2, 3, None, "line 3: malformed CSV: unexpected end of data")
+
+
+async def test_csv_one_damaged_record_in_20000_costs_only_itself(tmp_path: Path) -> None:
+    # Without the resync, csv swallows the next 5,124 lines into one field (up to its
+    # 131,072-character field limit) and every later row is renumbered.
+    lines = ["n,subject,priority"]
+    lines += [
+        f'{n},"Printer {n} on fire,HIGH' if n == 10 else f"{n},Printer {n},LOW"
+        for n in range(1, 20_001)
+    ]
+    path = write(tmp_path / "t.csv", "\n".join(lines) + "\n")
+    rows = await collect(read_csv(path))
+    assert [r.row for r in rows] == list(range(1, 20_001))
+    assert [r.line for r in rows] == list(range(2, 20_002))
+    damaged = rows[9]
+    assert damaged.data is None and damaged.error is not None
+    assert damaged.error.startswith("line 11: malformed CSV: a quoted field opens on this line")
+    assert all(
+        r.data == {"n": str(r.row), "subject": f"Printer {r.row}", "priority": "LOW"}
+        for r in rows
+        if r.row != 10
+    )
+
+
+async def test_csv_damage_ended_by_a_later_quote_is_resynced(tmp_path: Path) -> None:
+    # The swallow ends at the next quoted field ('"x"' closes it, then x is not a delimiter).
+    text = 'a,b\n1,"oops\n2,plain\n3,"x"\n4,"multi\nline"\n'
+    rows = await collect(read_csv(write(tmp_path / "t.csv", text)))
+    assert [(r.row, r.line, r.data) for r in rows] == [
+        (1, 2, None),
+        (2, 3, {"a": "2", "b": "plain"}),
+        (3, 4, {"a": "3", "b": "x"}),
+        (4, 5, {"a": "4", "b": "multi\nline"}),
+    ]
+    assert rows[0].error is not None and "reading on to line 4" in rows[0].error
+
+
+async def test_csv_legit_long_multi_line_fields_are_kept(tmp_path: Path) -> None:
+    # HubSpot takes values up to 65,536 characters; one that long over 2,000 lines is kept.
+    body = "\n".join(f"line {i} of a long email, with commas" for i in range(2000))[:65_536]
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([["subject", "content"], ["long", body], ["next", "x"]])
+    rows = await collect(read_csv(write(tmp_path / "t.csv", out.getvalue())))
+    assert [r.data for r in rows] == [
+        {"subject": "long", "content": body},
+        {"subject": "next", "content": "x"},
+    ]
+    assert rows[1].row == 2 and rows[1].line == 2 + body.count("\n") + 1
+
+
+async def test_csv_multi_line_record_with_a_wrong_width_says_where_it_ends(
+    tmp_path: Path,
+) -> None:
+    # It parsed, so it is not split up (its lines may be text, not records), but the message
+    # points at the quote.
+    text = 'a,b\n1,"two\nlines",extra\n2,3\n'
+    rows = await collect(read_csv(write(tmp_path / "t.csv", text)))
+    assert rows == [
+        RawRow(
+            1,
+            2,
+            None,
+            "line 2: expected 2 fields as in the header, got 3 "
+            "(the record runs to line 3: check the quotes on line 2)",
+        ),
+        RawRow(2, 4, {"a": "2", "b": "3"}),
+    ]
+
+
+async def test_csv_nul_in_the_header_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", b"a,b\x00\n1,2\n")
+    with pytest.raises(SourceError) as info:
+        await collect(read_csv(path))
+    assert str(info.value) == f"{path}: line 1: bad CSV header: NUL byte"
+    assert info.value.line == 1
+
+
+async def test_csv_header_is_on_the_stream_after_the_first_row(tmp_path: Path) -> None:
+    stream = read_csv(write(tmp_path / "t.csv", "\n email , name\nx,y\n"))
+    assert stream.header is None
+    await stream.__anext__()
+    assert stream.header == ["email", "name"]
+    jsonl = read_jsonl(write(tmp_path / "t.jsonl", '{"a": 1}\n'))
+    await jsonl.__anext__()
+    assert jsonl.header is None
+    empty = read_csv(write(tmp_path / "e.csv", "a,b\n"))
+    assert await collect(empty) == [] and empty.header == ["a", "b"]
 
 
 async def test_csv_nul_byte_is_an_error_row(tmp_path: Path) -> None:
@@ -157,14 +266,40 @@ async def test_csv_nul_byte_is_an_error_row(tmp_path: Path) -> None:
     assert rows == [RawRow(1, 2, None, "line 2: NUL byte"), RawRow(2, 3, {"a": "3", "b": "4"})]
 
 
-async def test_csv_undecodable_bytes_are_an_error_row_naming_the_line(tmp_path: Path) -> None:
-    data = b'a,b\n1,2\n3,"multi\nline \xff here"\n5,6\n'
-    rows = await collect(read_csv(write(tmp_path / "t.csv", data)))
-    assert rows == [
-        RawRow(1, 2, {"a": "1", "b": "2"}),
-        RawRow(2, 3, None, "line 4: bytes that are not valid utf-8-sig"),
-        RawRow(3, 5, {"a": "5", "b": "6"}),
-    ]
+async def test_csv_not_in_its_encoding_is_one_error_naming_the_line(tmp_path: Path) -> None:
+    # The first undecodable byte far into the file still stops the job before the first row.
+    lines = [b"a,b"] + [b"%d,plain" % i for i in range(1, 5000)] + [b'5000,"Ren\xe9"', b"1,2"]
+    path = write(tmp_path / "t.csv", b"\n".join(lines) + b"\n")
+    stream = read_csv(path)
+    with pytest.raises(SourceError) as info:
+        await stream.__anext__()
+    assert str(info.value) == (
+        f"{path}: line 5001: byte 0xe9 is not valid UTF-8; pass --encoding with the file's "
+        "encoding (e.g. --encoding cp1252)"
+    )
+    assert (info.value.path, info.value.line) == (str(path), 5001)
+    assert isinstance(info.value, ConfigError)
+    rows = await collect(read_csv(path, encoding="cp1252"))
+    assert len(rows) == 5001 and rows[4999].data == {"a": "5000", "b": "René"}
+
+
+async def test_csv_stdin_not_in_its_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pipe cannot be read twice: in its first chunk the bad byte stops the job ...
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b"a,b\n1,2\n3,\xff\n"))
+    with pytest.raises(SourceError, match=r"^<stdin>: line 3: bytes that are not valid UTF-8; "):
+        await collect(open_source("-"))
+    # ... after it (rows may have been sent), it is that record's error row.
+    data = b"a,b\n" + b"1,2\n" * 1000 + b'3,"multi\nline \xff here"\n5,6\n'
+    monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+    rows = await collect(open_source("-"))
+    assert rows[1000] == RawRow(
+        1001,
+        1002,
+        None,
+        "line 1003: bytes that are not valid UTF-8 (is the input in another encoding? "
+        "see --encoding)",
+    )
+    assert rows[1001] == RawRow(1002, 1004, {"a": "5", "b": "6"})
 
 
 async def test_csv_other_encoding_and_delimiter(tmp_path: Path) -> None:
@@ -277,13 +412,27 @@ async def test_jsonl_failed_record_lines_are_unwrapped(tmp_path: Path) -> None:
     assert [(r.row, r.line) for r in rows] == [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)]
 
 
-async def test_jsonl_undecodable_bytes_are_an_error_row(tmp_path: Path) -> None:
-    data = b'{"a": "ok"}\n{"a": "\xff"}\n{"a": "fine"}\n'
-    rows = await collect(read_jsonl(write(tmp_path / "t.jsonl", data)))
-    assert rows == [
-        RawRow(1, 1, {"a": "ok"}),
-        RawRow(2, 2, None, "line 2: not valid UTF-8 (byte 0xff at column 8)"),
-        RawRow(3, 3, {"a": "fine"}),
+async def test_jsonl_not_utf8_is_one_error_naming_the_line(tmp_path: Path) -> None:
+    data = b'{"a": "ok"}\n' * 3000 + b'{"a": "\xff"}\n{"a": "fine"}\n'
+    path = write(tmp_path / "t.jsonl", data)
+    with pytest.raises(SourceError) as info:
+        await collect(read_jsonl(path))
+    assert str(info.value) == (
+        f"{path}: line 3001: byte 0xff is not valid UTF-8; JSON Lines are UTF-8: convert the "
+        "file first (e.g. iconv -f cp1252 -t utf-8)"
+    )
+
+
+async def test_jsonl_stdin_not_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b'{"a": "ok"}\n{"a": "\xff"}\n'))
+    with pytest.raises(SourceError, match=r"^<stdin>: line 2: not valid UTF-8 \(byte 0xff"):
+        await collect(open_source("-", format="jsonl"))
+    data = b'{"a": "ok"}\n' * 1000 + b'{"a": "\xff"}\n{"a": "fine"}\n'
+    monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+    rows = await collect(open_source("-", format="jsonl"))
+    assert rows[1000:] == [
+        RawRow(1001, 1001, None, "line 1001: not valid UTF-8 (byte 0xff at column 8)"),
+        RawRow(1002, 1002, {"a": "fine"}),
     ]
 
 
@@ -291,6 +440,42 @@ async def test_jsonl_bom_crlf_and_missing_final_newline(tmp_path: Path) -> None:
     data = b'\xef\xbb\xbf{"a": 1}\r\n{"a": 2}'
     rows = await collect(read_jsonl(write(tmp_path / "t.jsonl", data)))
     assert rows == [RawRow(1, 1, {"a": 1}), RawRow(2, 2, {"a": 2})]
+
+
+async def test_jsonl_numbers_keep_the_text_as_written(tmp_path: Path) -> None:
+    lines = [
+        b'{"big": 18446744073709551616, "neg": -9223372036854775809, "n": 7}',
+        b'{"a": 1.10, "b": 1e400, "c": -0, "d": -0.0, "e": 1E5, "f": 0.1}',
+        b'{"properties": {"amount": 2.50}, "id": "5", "date": "2026-01-02"}',
+        b'{"zero": 0, "date": "2026-01-02", "n": 18446744073709551615}',
+        b'{"bad": 1e400, oops}',
+        b'{"nan": NaN}',
+    ]
+    rows = await collect(read_jsonl(write(tmp_path / "t.jsonl", b"\n".join(lines) + b"\n")))
+    big = rows[0].data
+    assert big == {"big": 18446744073709551616, "neg": -9223372036854775809, "n": 7}
+    assert rows[1].data == {
+        "a": "1.10",
+        "b": "1e400",
+        "c": "-0",
+        "d": "-0.0",
+        "e": "1E5",
+        "f": "0.1",
+    }
+    assert all(type(v) is JsonNumber for v in rows[1].data.values())
+    assert rows[2].data == {"properties": {"amount": "2.50"}, "id": "5", "date": "2026-01-02"}
+    # Exact already: orjson's ints up to 64 bits, and a 0 that is not -0.
+    assert rows[3].data is not None and type(rows[3].data["zero"]) is int
+    assert type(rows[3].data["n"]) is int
+    assert rows[4].data is None and rows[4].error is not None
+    assert rows[4].error.startswith("line 5: invalid JSON: ")
+    assert rows[5].data is None  # NaN is not JSON, whichever parser reads it
+
+
+async def test_jsonl_a_huge_integer_keeps_its_text(tmp_path: Path) -> None:
+    digits = "9" * 5000  # past int()'s 4,300-digit limit
+    rows = await collect(read_jsonl(write(tmp_path / "t.jsonl", f'{{"n": {digits}}}\n')))
+    assert rows[0].data == {"n": digits}
 
 
 json_values = st.recursive(
@@ -330,6 +515,53 @@ async def test_from_iterable_numbers_rows_and_reports_non_mappings() -> None:
         RawRow(4, 4, None, "line 4: a record must be a mapping, got str"),
     ]
     assert type(rows[1].data) is dict
+
+
+async def test_from_iterable_a_mapping_that_cannot_be_read_is_an_error_row() -> None:
+    class Broken(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise KeyError(key)
+
+        def __iter__(self) -> Iterator[str]:
+            raise RuntimeError("cursor closed")
+
+        def __len__(self) -> int:
+            return 1
+
+    rows = await collect(from_iterable([{"a": "1"}, Broken(), {"b": "2"}]))
+    assert rows == [
+        RawRow(1, 1, {"a": "1"}),
+        RawRow(2, 2, None, "line 2: the record cannot be read (RuntimeError: cursor closed)"),
+        RawRow(3, 3, {"b": "2"}),
+    ]
+
+
+async def test_from_iterable_takes_dataframe_records() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"subject": ["a", "b"], "n": [1, 2]})
+    rows = await collect(from_iterable(frame.to_dict("records")))
+    assert [r.data for r in rows] == [{"subject": "a", "n": 1}, {"subject": "b", "n": 2}]
+    # The frame itself too, not its column names.
+    rows = await collect(from_iterable(frame))
+    assert [r.data for r in rows] == [{"subject": "a", "n": 1}, {"subject": "b", "n": 2}]
+    assert [(r.row, r.line) for r in rows] == [(1, 1), (2, 2)]
+
+
+async def test_from_iterable_takes_anything_shaped_like_a_data_frame() -> None:
+    class Frame:
+        """What pandas.DataFrame looks like to from_iterable (pandas may not be installed)."""
+
+        columns = ("subject", "n")
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self.columns)  # as a DataFrame does: its column names
+
+        def itertuples(self, *, index: bool, name: None) -> Iterator[tuple[Any, ...]]:
+            assert index is False and name is None
+            return iter([("a", 1), ("b", 2)])
+
+    rows = await collect(from_iterable(Frame()))  # type: ignore[arg-type]
+    assert rows == [RawRow(1, 1, {"subject": "a", "n": 1}), RawRow(2, 2, {"subject": "b", "n": 2})]
 
 
 async def test_from_iterable_takes_generators_and_async_iterables() -> None:
@@ -518,13 +750,6 @@ def test_open_source_unknown_suffix_or_format_names_the_path(tmp_path: Path) -> 
         open_source(str(tmp_path / "noext"))
 
 
-class FakeStdin(io.TextIOWrapper):
-    """sys.stdin stand-in: a text wrapper whose .buffer is a real BufferedReader."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(io.BufferedReader(io.BytesIO(data)))
-
-
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -553,6 +778,67 @@ async def test_stdin_with_a_format_and_early_close(monkeypatch: pytest.MonkeyPat
     assert first == RawRow(1, 2, {"a": "1", "b": "2"})
     assert not stdin.buffer.closed
     stdin.buffer.read()  # still usable
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"a\tb\n1\t2,3\n", {"a": "1", "b": "2,3"}),
+        (b"\n\xef\xbb\xbfa;b\n1;2\n", {"a": "1", "b": "2"}),
+        (b'"x,y"|b\n1|2\n', {"x,y": "1", "b": "2"}),
+        (b"a,b\n1;2,3\n", {"a": "1;2", "b": "3"}),
+    ],
+)
+async def test_stdin_delimiter_is_sniffed(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, expected: dict[str, str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+    rows = await collect(open_source("-"))
+    assert [r.data for r in rows] == [expected]
+    # --format csv names the format, not the separator: still sniffed.
+    monkeypatch.setattr(sys, "stdin", FakeStdin(data))
+    assert [r.data for r in await collect(open_source("-", format="csv"))] == [expected]
+
+
+async def test_stdin_header_is_on_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b"a\tb\n1\t2\n"))
+    stream = open_source("-")
+    await stream.__anext__()
+    assert stream.header == ["a", "b"]
+
+
+async def test_open_source_delimiter_and_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "t.csv", "nom;ville\nRené;Orléans\n".encode("cp1252"))
+    rows = await collect(open_source(str(path), delimiter=";", encoding="cp1252"))
+    assert rows == [RawRow(1, 2, {"nom": "René", "ville": "Orléans"})]
+    monkeypatch.setattr(sys, "stdin", FakeStdin("a,b\n1,é\n".encode("latin-1")))
+    rows = await collect(open_source("-", delimiter=",", encoding="latin-1"))
+    assert rows == [RawRow(1, 2, {"a": "1", "b": "é"})]
+
+
+def test_open_source_checks_delimiter_and_encoding_at_call_time(tmp_path: Path) -> None:
+    path = str(write(tmp_path / "t.csv", "a\n"))
+    with pytest.raises(ConfigError, match="unknown encoding 'klingon'"):
+        open_source(path, encoding="klingon")
+    with pytest.raises(ValueError, match="'delimiter' must be one character"):
+        open_source(path, delimiter=";;")
+    with pytest.raises(ValueError, match="'delimiter' must be one character"):
+        open_source(path, delimiter='"')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [(";", ";"), ("\\t", "\t"), ("tab", "\t"), ("\t", "\t"), ("|", "|")]
+)
+def test_parse_delimiter(text: str, expected: str) -> None:
+    assert parse_delimiter(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", ";;", "\n", '"'])
+def test_parse_delimiter_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="delimiter"):
+        parse_delimiter(text)
 
 
 # --- fingerprint ----------------------------------------------------------------------------
@@ -603,3 +889,58 @@ def test_fingerprint_between_one_and_two_mib_covers_every_byte(tmp_path: Path) -
 def test_fingerprint_refuses_stdin() -> None:
     with pytest.raises(ValueError, match=r"^stdin cannot be fingerprinted$"):
         fingerprint("-")
+
+
+# --- through the command line ---------------------------------------------------------------
+
+
+def bulkops_cmd(*args: Any) -> list[str]:
+    return [sys.executable, "-m", "bulkops", *map(str, args)]
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+    env["HUBSPOT_ACCESS_TOKEN"] = DEFAULT_FAKE_TOKEN
+    return env
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"subject,subject\nA,B\n", "line 1: bad CSV header: duplicate column names 'subject'"),
+        (b"subject\nA\n" * 2000 + b"Ren\xe9\n", "line 4001: byte 0xe9 is not valid UTF-8; pass"),
+    ],
+)
+async def test_cli_a_bad_input_is_exit_2_and_one_message(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    src = write(tmp_path / "in.csv", content)
+    args = ["run", "create", "--input", src, "--no-preflight", "--progress", "none"]
+    # Nothing listens on port 9: the job must stop on the input before sending anything.
+    args += ["--base-url", "http://127.0.0.1:9", "--out", tmp_path / "out"]
+    with anyio.fail_after(60):
+        done = await anyio.run_process(bulkops_cmd(*args), env=cli_env(), check=False)
+    assert done.returncode == 2
+    stderr = done.stderr.decode()
+    assert stderr.startswith(f"bulkops: {src}: {message}")
+    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+
+
+async def test_cli_delimiter_and_encoding_reach_the_reader(tmp_path: Path) -> None:
+    rows = ["subject;hs_pipeline;hs_pipeline_stage;content"]
+    rows += [f"Café {n};0;1;Crème brûlée" for n in range(1, 51)]
+    src = write(tmp_path / "in.csv", ("\n".join(rows) + "\n").encode("cp1252"))
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        args = ["run", "create", "--input", src, "--base-url", fake.url, "--out", tmp_path / "o"]
+        args += ["--delimiter", ";", "--encoding", "cp1252", "--rate-limit", 0]
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                bulkops_cmd(*args, "--progress", "none"), env=cli_env(), check=False
+            )
+        created = fake.records("tickets")
+    assert done.returncode == 0, done.stderr.decode()
+    assert len((tmp_path / "o" / "succeeded.jsonl").read_bytes().splitlines()) == 50
+    assert sorted(r["properties"]["subject"] for r in created) == sorted(
+        f"Café {n}" for n in range(1, 51)
+    )
+    assert {r["properties"]["content"] for r in created} == {"Crème brûlée"}
