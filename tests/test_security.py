@@ -7,12 +7,15 @@ written anywhere, on every CLI error path."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 
 import pytest
 
 from bulkops._limiter import RateLimiter
+from bulkops.testing import DEFAULT_FAKE_TOKEN, add_fake_server_arguments
+from bulkops.testing._fake_cli import exposure_warning
 
 from .test_limiter import FakeTime
 
@@ -78,3 +81,27 @@ async def test_sane_headers_are_still_learned():
     stats = limiter.stats()
     assert stats.ceiling == 250 and stats.window == 0.5 and stats.daily_remaining == 0
     assert limiter.ignored_headers == set()
+
+
+# -- the fake server -----------------------------------------------------------------------------
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.5", "fake.example"])
+def test_the_fake_warns_when_it_listens_beyond_loopback(host):
+    warning = exposure_warning(host, None)
+    assert warning is not None and warning.startswith("fake-server: warning:")
+    assert "anyone" in warning and DEFAULT_FAKE_TOKEN in warning
+    # Tokens given with --token may be real ones: never repeated.
+    custom = exposure_warning(host, ["my-own-secret"])
+    assert custom is not None and "my-own-secret" not in custom
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_the_fake_does_not_warn_on_loopback(host):
+    assert exposure_warning(host, None) is None
+
+
+def test_the_fake_help_says_it_is_a_test_server():
+    parser = argparse.ArgumentParser(prog="fake")
+    add_fake_server_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    assert "A TEST SERVER, not HubSpot" in text and DEFAULT_FAKE_TOKEN in text
+    assert "any other address warns" in text
