@@ -13,7 +13,9 @@ import math
 
 import pytest
 
+from bulkops import Api, InputError, Operation
 from bulkops._limiter import RateLimiter
+from bulkops._normalize import Normalizer
 from bulkops.testing import DEFAULT_FAKE_TOKEN, add_fake_server_arguments
 from bulkops.testing._fake_cli import exposure_warning
 
@@ -105,3 +107,12 @@ def test_the_fake_help_says_it_is_a_test_server():
     text = " ".join(parser.format_help().split())
     assert "A TEST SERVER, not HubSpot" in text and DEFAULT_FAKE_TOKEN in text
     assert "any other address warns" in text
+
+
+# -- v1 ids --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("record_id", ["²", "١٢٣", "12a", "-4", "1.5"])
+def test_a_v1_id_that_is_not_a_number_is_the_rows_input_error(record_id):
+    normalize = Normalizer(Operation.UPDATE, api=Api.V1)
+    with pytest.raises(InputError, match="is not a HubSpot id"):
+        normalize(1, {"id": record_id, "subject": "x"})
+    assert normalize(2, {"id": "512", "subject": "x"}).record_id == "512"
