@@ -380,14 +380,20 @@ def _failed_records(path: Path, *, include_ambiguous: bool) -> Iterator[RawRow]:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            record = orjson.loads(line)
-            data = record.get("input")
-            category = (record.get("error") or {}).get("category")
+            try:
+                record = orjson.loads(line)
+                data = record.get("input")
+                category = (record.get("error") or {}).get("category")
+                row = int(record["row"])
+            except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+                raise ConfigError(
+                    f"{path} line {lineno} is not a bulkops result line (edited by hand?)"
+                ) from None
             if not isinstance(data, dict):
                 continue  # unparseable input rows: nothing to resend; they stay failed
             if category == AMBIGUOUS and not include_ambiguous:
                 continue
-            yield RawRow(int(record["row"]), lineno, data)
+            yield RawRow(row, lineno, data)
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
@@ -397,6 +403,9 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     failed = args.out_dir / FAILED
     if not failed.exists():
         raise ConfigError(f"{failed} does not exist")
+    # Read once before the job starts, so a damaged line stops it before anything is sent.
+    for _ in _failed_records(failed, include_ambiguous=args.include_ambiguous):
+        pass
     rows = _failed_records(failed, include_ambiguous=args.include_ambiguous)
     job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=RETRY)
     return _drive_and_report(job, args, count_from=None)

@@ -346,6 +346,12 @@ async def test_every_cli_error_path_exits_as_documented_without_traceback_or_tok
         done = await bulkops("resume", tmp_path / "loose", "--progress", "none",
                              HUBSPOT_BASE_URL=redirector)  # fmt: skip
         assert_clean(done, 2, host_of(fake.url), host_of(redirector), "--base-url")
+        with (tmp_path / "loose" / "failed.jsonl").open("a") as f:
+            f.write('{"row": "four", "input": {}}\n')
+        sent = fake.stats.requests
+        done = await bulkops("retry", tmp_path / "loose", *url)
+        assert_clean(done, 2, "failed.jsonl line 2 is not a bulkops result line")
+        assert fake.stats.requests == sent
         done = await bulkops("fake-server", "--help")
         assert_clean(done, 0, "A TEST SERVER")
     for path in tmp_path.rglob("*"):
