@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -319,15 +320,24 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
     path = out / JOURNAL_NAME
     if not path.exists():
         raise ConfigError(f"{out} holds no bulkops job (no {JOURNAL_NAME})")
-    journal = Journal(path)
+    check_out_dir(out)  # before SQLite opens the journal for writing
     try:
-        meta = journal.meta()
-    finally:
-        journal.close()
+        journal = Journal(path)
+        try:
+            meta = journal.meta()
+        finally:
+            journal.close()
+        journaled: dict[str, Any] = meta["config"]
+    except (sqlite3.Error, KeyError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read as a bulkops journal: {exc}") from None
     token = _read_token(args.token_file)
-    base_url = _base_url_for(args, meta["config"].get("base_url"))
-    config = config_from_meta({**meta["config"], "base_url": base_url}, token=token, out_dir=out)
-    check_out_dir(out)
+    base_url = _base_url_for(args, journaled.get("base_url"))
+    try:
+        config = config_from_meta({**journaled, "base_url": base_url}, token=token, out_dir=out)
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} holds settings bulkops cannot use: {exc!r}") from None
     overrides: dict[str, Any] = {}
     if args.rate_limit is not None:
         overrides["rate_limit"] = args.rate_limit

@@ -165,11 +165,14 @@ def host_of(server_url: str) -> str:
 
 
 def point_journal_at(out: Path, url: str) -> None:
-    """Edit the journal as someone with write access to the result folder could."""
+    edit_journal(out, base_url=url)
+
+
+def edit_journal(out: Path, **settings: object) -> None:
+    """Edit the journal's settings as someone with write access to the result folder could."""
     db = sqlite3.connect(out / "journal.sqlite")
     (raw,) = db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
-    config = orjson.loads(raw)
-    config["base_url"] = url
+    config = {**orjson.loads(raw), **settings}
     db.execute("UPDATE meta SET value = ? WHERE key = 'config'", (orjson.dumps(config),))
     db.commit()
     db.close()
@@ -351,6 +354,18 @@ async def test_every_cli_error_path_exits_as_documented_without_traceback_or_tok
         sent = fake.stats.requests
         done = await bulkops("retry", tmp_path / "loose", *url)
         assert_clean(done, 2, "failed.jsonl line 2 is not a bulkops result line")
+        assert fake.stats.requests == sent
+        # A journal that is not one, or whose settings were damaged.
+        (tmp_path / "not-a-journal").mkdir()
+        (tmp_path / "not-a-journal" / "journal.sqlite").write_text("garbage")
+        done = await bulkops("resume", tmp_path / "not-a-journal", *url)
+        assert_clean(done, 2, "cannot be read as a bulkops journal")
+        edit_journal(tmp_path / "loose", operation="explode")
+        done = await bulkops("resume", tmp_path / "loose", *url)
+        assert_clean(done, 2, "holds settings bulkops cannot use")
+        edit_journal(tmp_path / "loose", operation="create", object_type="../../admin")
+        done = await bulkops("resume", tmp_path / "loose", *url)
+        assert_clean(done, 2, "(--object) '../../admin' is not an object type")
         assert fake.stats.requests == sent
         done = await bulkops("fake-server", "--help")
         assert_clean(done, 0, "A TEST SERVER")
