@@ -2,8 +2,9 @@
 engine logic lives here.
 
 Exit codes: 0 every record written, 1 some records failed (see failed.jsonl), 2 usage or
-configuration error, 3 the job stopped before the end (bad token, daily limit, interrupted):
-``bulkops resume OUT`` continues it.
+configuration error (also an unexpected internal error: the documented codes stop at 3),
+3 the job stopped before the end (bad token, daily limit, interrupted): ``bulkops resume OUT``
+continues it. Nothing here prints a traceback or a secret unless ``--debug`` asks for one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import codecs
 import dataclasses
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -21,6 +23,14 @@ from typing import Any, TextIO
 import anyio
 import orjson
 
+from ._checks import (
+    check_out_dir,
+    cleartext_warning,
+    loose_token_file_warning,
+    origin,
+    same_base_url,
+)
+from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import Job, JobReport, Mode
 from ._errors import AMBIGUOUS, ConfigError
@@ -56,7 +66,8 @@ legacy v1 ticket API (--api-version v1, or --api v1): batch-create, batch-update
   there is no recycle bin; it asks for confirmation on a terminal, or needs --yes.
 
 The token comes from HUBSPOT_ACCESS_TOKEN or --token-file, never from the command line.
-exit codes: 0 all written, 1 some records failed, 2 usage/config error, 3 stopped (resumable)
+exit codes: 0 all written, 1 some records failed, 2 usage/config error (or an internal
+error; run with --debug to see its traceback), 3 stopped (resumable)
 """
 
 
@@ -330,9 +341,18 @@ async def _drive(
         tg.start_soon(show)
 
 
+def _read_token(token_file: str | None) -> Secret:
+    if token_file and (warning := loose_token_file_warning(token_file)):
+        print(warning, file=sys.stderr)
+    token = Secret.from_env_or_file(token_file)
+    remember_secret(token.reveal())  # masked in any error message from here on
+    return token
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    token = Secret.from_env_or_file(args.token_file)
+    token = _read_token(args.token_file)
     config = _build_config(args, token)
+    check_out_dir(config.out_dir)
     try:
         source = open_source(
             args.input, format=args.format, delimiter=args.delimiter, encoding=args.encoding
@@ -391,6 +411,9 @@ def confirm_permanent_delete(input_path: str, *, stdin: TextIO, stderr: TextIO) 
 
 
 def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | None) -> int:
+    print(f"bulkops: talking to {origin(job.config.base_url)}", file=sys.stderr)
+    if warning := cleartext_warning(job.config.base_url):
+        print(warning, file=sys.stderr)
     if job.config.api is Api.V1:
         print(V1_SUNSET_WARNING, file=sys.stderr)
     with ProgressDisplay(mode=args.progress) as display:
@@ -409,16 +432,25 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
     path = out / JOURNAL_NAME
     if not path.exists():
         raise ConfigError(f"{out} holds no bulkops job (no {JOURNAL_NAME})")
-    journal = Journal(path)
+    check_out_dir(out)  # before SQLite opens the journal for writing
     try:
-        meta = journal.meta()
-    finally:
-        journal.close()
-    token = Secret.from_env_or_file(args.token_file)
-    config = config_from_meta(meta["config"], token=token, out_dir=out)
+        journal = Journal(path)
+        try:
+            meta = journal.meta()
+        finally:
+            journal.close()
+        journaled: dict[str, Any] = meta["config"]
+    except (sqlite3.Error, KeyError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read as a bulkops journal: {exc}") from None
+    token = _read_token(args.token_file)
+    base_url = _base_url_for(args, journaled.get("base_url"))
+    try:
+        config = config_from_meta({**journaled, "base_url": base_url}, token=token, out_dir=out)
+    except ConfigError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path} holds settings bulkops cannot use: {exc!r}") from None
     overrides: dict[str, Any] = {}
-    if args.base_url:
-        overrides["base_url"] = args.base_url
     if args.rate_limit is not None:
         overrides["rate_limit"] = args.rate_limit
     if args.concurrency is not None:
@@ -426,6 +458,25 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return config, meta.get("input") or {}
+
+
+def _base_url_for(args: argparse.Namespace, journaled: str | None) -> str:
+    """Where a resumed or retried job sends the token: the command line, the environment or
+    the default, never just what the journal says (anyone who can write the result folder
+    could point it elsewhere). A journal naming another place stops the job unless
+    ``--base-url`` says where to go."""
+    if args.base_url:
+        return str(args.base_url)
+    env = os.environ.get("HUBSPOT_BASE_URL")
+    current = env or DEFAULT_BASE_URL
+    if journaled and not same_base_url(journaled, current):
+        source = "HUBSPOT_BASE_URL" if env else "the default"
+        raise ConfigError(
+            f"this job was started against {origin(journaled)}, but {source} is "
+            f"{origin(current)}; bulkops does not send the token where a journal says. "
+            "Pass --base-url to choose the host explicitly."
+        )
+    return current
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -456,14 +507,20 @@ def _failed_records(path: Path, *, include_ambiguous: bool) -> Iterator[RawRow]:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            record = orjson.loads(line)
-            data = record.get("input")
-            category = (record.get("error") or {}).get("category")
+            try:
+                record = orjson.loads(line)
+                data = record.get("input")
+                category = (record.get("error") or {}).get("category")
+                row = int(record["row"])
+            except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+                raise ConfigError(
+                    f"{path} line {lineno} is not a bulkops result line (edited by hand?)"
+                ) from None
             if not isinstance(data, dict):
                 continue  # unparseable input rows: nothing to resend; they stay failed
             if category == AMBIGUOUS and not include_ambiguous:
                 continue
-            yield RawRow(int(record["row"]), lineno, data)
+            yield RawRow(row, lineno, data)
 
 
 def _cmd_retry(args: argparse.Namespace) -> int:
@@ -473,6 +530,9 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     failed = args.out_dir / FAILED
     if not failed.exists():
         raise ConfigError(f"{failed} does not exist")
+    # Read once before the job starts, so a damaged line stops it before anything is sent.
+    for _ in _failed_records(failed, include_ambiguous=args.include_ambiguous):
+        pass
     rows = _failed_records(failed, include_ambiguous=args.include_ambiguous)
     job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=Mode.RETRY)
     return _drive_and_report(job, args, count_from=None)
@@ -496,10 +556,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SafeArgumentParser(
         prog="bulkops",
         description="Move millions of CRM records through HubSpot's batch APIs at the rate "
         "limit, with every row accounted for.",
+        epilog="exit codes: 0 all written, 1 some records failed, 2 usage/config error or an "
+        "internal error, 3 stopped (resumable)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an unexpected error (secrets masked)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
@@ -531,7 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("out_dir", metavar="OUT", type=Path, help="the job's result folder")
         cmd.add_argument("--token-file")
-        cmd.add_argument("--base-url", help="override the job's base URL")
+        cmd.add_argument(
+            "--base-url",
+            help=f"API base URL (default: HUBSPOT_BASE_URL, else {DEFAULT_BASE_URL}; a job "
+            "started against another host is refused unless this is given)",
+        )
         cmd.add_argument("--rate-limit", type=_positive_int, help="override the job's limit")
         cmd.add_argument("--concurrency", type=int)
         if name == "retry":
@@ -547,7 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .testing import add_fake_server_arguments
 
-    fake = sub.add_parser("fake-server", help="serve the embedded fake HubSpot on a port")
+    fake = sub.add_parser(
+        "fake-server", help="serve the embedded fake HubSpot on a port (a test server)"
+    )
     add_fake_server_arguments(fake)
     fake.set_defaults(func=_cmd_fake_server)
     return parser
@@ -559,10 +632,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: Any = args.func(args)
     except ConfigError as exc:
-        print(f"bulkops: {exc}", file=sys.stderr)
+        print(f"bulkops: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_STOPPED
+    except Exception as exc:
+        # A bug or an environment problem nobody foresaw: one plain line, exit 2 (the
+        # documented codes end at 3, so not the conventional 70).
+        print(internal_error(exc, debug=args.debug), file=sys.stderr)
+        return EXIT_USAGE
     return int(code)
 
 

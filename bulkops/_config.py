@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ._checks import check_base_url, check_object_type, check_property_name, check_token_text
 from ._errors import ConfigError
 from ._models import Api, Operation
 from ._retry import RetryPolicy
@@ -62,14 +63,18 @@ class Secret:
                 raise ConfigError(
                     f"cannot read --token-file {token_file}: {exc.strerror}"
                 ) from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"--token-file {token_file} is not a text file") from None
             if not value:
                 raise ConfigError(f"--token-file {token_file} is empty")
+            check_token_text(value, source=f"--token-file {token_file}")
             return cls(value)
         value = os.environ.get("HUBSPOT_ACCESS_TOKEN", "").strip()
         if not value:
             raise ConfigError(
                 "no HubSpot token: set HUBSPOT_ACCESS_TOKEN or pass --token-file PATH"
             )
+        check_token_text(value, source="HUBSPOT_ACCESS_TOKEN")
         return cls(value)
 
 
@@ -137,10 +142,16 @@ class JobConfig:
             return ConfigError(f"{name} {why}")
 
         self._settle_api_version()
-        if not self.object_type or "/" in self.object_type:
-            raise bad("object_type", f"{self.object_type!r} is not an object type")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise bad("base_url", f"{self.base_url!r} must start with http:// or https://")
+        # These values reach the request line, headers and bodies: see _checks.
+        check_token_text(self.token.reveal(), source="token")
+        check_object_type(self.object_type)
+        check_base_url(self.base_url)
+        if self.id_property is not None:
+            check_property_name(self.id_property, option="id_property (--id-property)")
+        for name in self.properties:
+            check_property_name(name, option="properties (--properties)")
+        for name in self.properties_with_history:
+            check_property_name(name, option="properties_with_history (--properties-with-history)")
         if self.rate_limit is not None and self.rate_limit < 0:
             raise bad("rate_limit", "must be >= 0 (0 = unlimited)")
         if self.interval <= 0:

@@ -19,11 +19,16 @@ account are using right now, which we leave to them. A 429 with ``TEN_SECONDLY_R
 every sender and cuts the rate (multiplicative decrease); clean responses raise it again
 (additive increase) up to what the headers allow.
 
+A header value that makes no sense (not ASCII digits, zero, negative, absurdly large) is
+ignored: pacing goes on from what is known, the header's name goes into ``ignored_headers``
+and one warning per name is logged on ``bulkops.limiter``.
+
 No I/O here; the clock and sleep are injectable so tests can check exact timings.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -38,6 +43,20 @@ _DECREASE = 0.7  # multiplicative decrease on a rolling-window 429
 _INCREASE = 0.25  # additive increase per clean response (about +1 request/window per 4 responses)
 _SHARE_RESERVE = 0.02  # head-room kept below the learned ceiling when others share the window
 _DEFAULT_START = 100  # HubSpot's lowest tier: 100 requests per 10 s
+
+_log = logging.getLogger("bulkops.limiter")
+
+_MAX = "X-HubSpot-RateLimit-Max"
+_REMAINING = "X-HubSpot-RateLimit-Remaining"
+_INTERVAL = "X-HubSpot-RateLimit-Interval-Milliseconds"
+_DAILY = "X-HubSpot-RateLimit-Daily"
+_DAILY_REMAINING = "X-HubSpot-RateLimit-Daily-Remaining"
+# What a header may plausibly say. HubSpot's highest tier allows 250 requests per 10 s and a
+# few million a day (hubspot-api.md sections 7 and 14); these bounds leave a wide margin above
+# that and still keep a broken proxy's 10**12 or 0 from setting the pace.
+_PER_WINDOW_MAX = 100_000
+_INTERVAL_MS_MAX = 3_600_000  # an hour
+_DAILY_MAX = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +100,8 @@ class RateLimiter:
         self._sends = 0  # for the repr only: JobStats counts the job's requests
         self.daily_remaining: int | None = None
         self.daily_limit: int | None = None
+        # Names of rate-limit headers whose value was ignored because it made no sense.
+        self.ignored_headers: set[str] = set()
 
     @property
     def window(self) -> float:
@@ -143,31 +164,30 @@ class RateLimiter:
     ) -> None:
         """Learn from a response's rate-limit headers (any status). ``received_at``: when the
         answer came; requests of ours sent after ``sent_at`` may have arrived first."""
-        daily = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
-        if daily is not None and daily.isdigit():
-            self.daily_remaining = int(daily)
-        daily_max = headers.get("X-HubSpot-RateLimit-Daily")
-        if daily_max is not None and daily_max.isdigit():
-            self.daily_limit = int(daily_max)
-        max_h = headers.get("X-HubSpot-RateLimit-Max")
-        rem_h = headers.get("X-HubSpot-RateLimit-Remaining")
-        if max_h is None or not max_h.isdigit():
-            return
-        ceiling = int(max_h)
+        daily_max = self._header(headers, _DAILY, 1, _DAILY_MAX)
+        if daily_max is not None:
+            self.daily_limit = daily_max
+        daily = self._header(headers, _DAILY_REMAINING, 0, daily_max or _DAILY_MAX)
+        if daily is not None:
+            self.daily_remaining = daily
+        ceiling = self._header(headers, _MAX, 1, _PER_WINDOW_MAX)
+        if ceiling is None:
+            return  # Remaining means nothing without the Max it counts down from
+        rem = self._header(headers, _REMAINING, -ceiling, ceiling)
         self._seen_ceiling = ceiling
         if not self._adaptive:
             return
-        interval_h = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-        if interval_h is not None and interval_h.isdigit() and int(interval_h) > 0:
-            self._interval = int(interval_h) / 1000
+        interval_ms = self._header(headers, _INTERVAL, 1, _INTERVAL_MS_MAX)
+        if interval_ms is not None:
+            self._interval = interval_ms / 1000
         if self._unlimited:
             return
         if ceiling != self._ceiling:
             self._ceiling = ceiling
             # Take a higher limit at once (the user need not know their tier); a lower one too.
             self._limit = min(float(ceiling), self._user_cap)
-        if rem_h is not None and rem_h.lstrip("-").isdigit():
-            used = ceiling - int(rem_h)
+        if rem is not None:
+            used = ceiling - rem
             # The server counted this request on arrival, somewhere between sending and the
             # answer; with latency jitter, later requests of ours may have overtaken it. Count
             # all of ours up to the answer, so jitter never looks like another integration.
@@ -182,6 +202,29 @@ class RateLimiter:
             self._limit = min(cap, self._limit + _INCREASE)
         elif self._limit > cap:
             self._limit = cap
+
+    def _header(self, headers: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+        """The header as an int in [low, high]; None when absent or when it makes no sense."""
+        text = headers.get(name)
+        if text is None:
+            return None
+        text = text.strip()
+        digits = text[1:] if text.startswith("-") else text
+        # isascii: str.isdigit() accepts "²", which int() then refuses.
+        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            value = int(text)
+            if low <= value <= high:
+                return value
+        if name not in self.ignored_headers:
+            self.ignored_headers.add(name)
+            _log.warning(
+                "ignoring %s: %r is not a count between %d and %d; pacing on what is known",
+                name,
+                text[:40],
+                low,
+                high,
+            )
+        return None
 
     @property
     def cap(self) -> float:

@@ -346,7 +346,9 @@ class Normalizer:
         if not record_id:
             what = f"the id property {idp!r}" if idp else "the record id (column 'id')"
             raise InputError(f"no value for {what}", field=field)
-        if not idp and not record_id.isdigit():
+        # isascii: str.isdigit() also accepts "²" and other Unicode digits, which int() and
+        # HubSpot do not.
+        if not idp and not (record_id.isascii() and record_id.isdigit()):
             raise InputError(f"record id {record_id!r} is not a HubSpot id (digits)", field="id")
         if not self._wants_properties:
             properties = {}

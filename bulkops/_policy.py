@@ -63,6 +63,7 @@ __all__ = [
     "is_hubspot_answer",
     "not_hubspot_message",
     "rate_limit_policy",
+    "redirect_stop",
 ]
 
 Answer = HttpResponse | TransportFailure
@@ -168,6 +169,8 @@ def decide(batch: Batch, answer: Answer, dialect: Dialect, ctx: Context) -> Verd
                 return _halt(StopReason.NOT_HUBSPOT, not_hubspot_message(answer, ctx.host))
             return _transient(batch, _short_reason(answer), ctx, maybe_written=True)
         return _parsed(batch, dialect.parse_ok(batch.items, answer), ctx)
+    if 300 <= status < 400:
+        return Verdict((Halt(redirect_stop(answer, ctx.host)),), charge=False)
     if status in (401, 403):
         return Verdict((Halt(auth_stop(answer)),), charge=False)
     if status == 429:
@@ -479,6 +482,16 @@ def daily_limit_stop() -> Stop:
     )
 
 
+def redirect_stop(response: HttpResponse, host: str) -> Stop:
+    """HubSpot's API does not redirect; following one would carry the token elsewhere."""
+    target = str(response.headers.get("Location", ""))[:200] or "another address"
+    return Stop(
+        StopReason.CONFIG,
+        f"{host} answered {response.status}, a redirect to {target}. bulkops never follows "
+        "redirects (the token stays with the host you named); check --base-url.",
+    )
+
+
 def auth_stop(response: HttpResponse) -> Stop:
     body = response.json()
     detail = str(body.get("message", "")) if isinstance(body, Mapping) else ""
@@ -557,6 +570,8 @@ def decide_schema(answer: Answer, attempt: int, ctx: Context, *, what: str) -> S
         return SchemaBody(body)
     if not is_hubspot_answer(answer) and status < 500 and not ctx.hubspot_seen:
         return Halt(Stop(StopReason.NOT_HUBSPOT, not_hubspot_message(answer, ctx.host)))
+    if 300 <= status < 400:
+        return Halt(redirect_stop(answer, ctx.host))
     if status in (401, 403):
         return Halt(auth_stop(answer))
     if status in (400, 404):

@@ -239,3 +239,12 @@ def test_the_schema_read_uses_the_same_readings() -> None:
     assert isinstance(daily, Halt) and daily.stop.reason is StopReason.DAILY_LIMIT
     missing = decide_schema(json_response(404, {"message": "no such type"}), 1, c, what="x")
     assert isinstance(missing, Halt) and missing.stop.reason is StopReason.CONFIG
+
+
+def test_a_redirect_stops_the_job_naming_its_target() -> None:
+    moved = json_response(301, None, {"Location": "https://elsewhere.example/x"})
+    v = decide(Batch(items(1)), moved, dialect(), ctx(host="h.test"))
+    assert isinstance(v.actions[0], Halt) and v.actions[0].stop.reason is StopReason.CONFIG
+    assert "elsewhere.example" in v.actions[0].stop.message
+    schema = decide_schema(moved, 1, ctx(), what="tickets")
+    assert isinstance(schema, Halt) and "never follows redirects" in schema.stop.message

@@ -922,8 +922,10 @@ async def test_cli_a_bad_input_is_exit_2_and_one_message(
         done = await anyio.run_process(bulkops_cmd(*args), env=cli_env(), check=False)
     assert done.returncode == 2
     stderr = done.stderr.decode()
-    assert stderr.startswith(f"bulkops: {src}: {message}")
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
+    # The host line (where the token goes), then the one message.
+    first, second = stderr.splitlines()
+    assert first == "bulkops: talking to http://127.0.0.1:9"
+    assert second.startswith(f"bulkops: {src}: {message}") and "Traceback" not in stderr
 
 
 async def test_cli_delimiter_and_encoding_reach_the_reader(tmp_path: Path) -> None:

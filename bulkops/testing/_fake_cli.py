@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import signal
 import sys
+from collections.abc import Sequence
 
 from bulkops.testing._fake_config import DEFAULT_API_VERSIONS, DEFAULT_FAKE_TOKEN, FakeConfig
 from bulkops.testing._fake_faults import FaultPlan
@@ -46,9 +48,44 @@ def _versions(text: str) -> frozenset[str]:
     return frozenset(v.strip() for v in text.split(",") if v.strip())
 
 
+DESCRIPTION = (
+    "A TEST SERVER, not HubSpot: an in-memory imitation of HubSpot's CRM batch API for trying "
+    "bulkops and for tests. It keeps records in memory only and accepts a documented token "
+    f"({DEFAULT_FAKE_TOKEN} unless --token is given), so anyone who can reach it can use it; "
+    "it listens on 127.0.0.1 unless --host says otherwise."
+)
+
+
+def exposure_warning(host: str, tokens: Sequence[str] | None) -> str | None:
+    """A warning when the fake listens where other machines can reach it, else None."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name (or "" for every interface): it may well be reachable
+    # Never repeat tokens given with --token: they may be real secrets.
+    which = (
+        "the tokens given with --token" if tokens else f"the documented token {DEFAULT_FAKE_TOKEN}"
+    )
+    return (
+        f"fake-server: warning: listening on {host or 'every interface'}, not loopback: anyone "
+        f"who can reach this machine can use this test server with {which}"
+    )
+
+
 def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the fake's options to ``parser`` and, unless it has one, its description."""
+    if not parser.description:
+        parser.description = DESCRIPTION
     a = parser.add_argument
-    a("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    a(
+        "--host",
+        default="127.0.0.1",
+        help="listen address (default 127.0.0.1); any other address warns: the fake has no "
+        "real authentication",
+    )
     a("--port", type=int, default=0, help="listen port; 0 picks a free one (default)")
     a(
         "--rate-limit",
@@ -193,11 +230,14 @@ def run_fake_server_from_args(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fake-server: {exc}", file=sys.stderr)
         return 2
+    warning = exposure_warning(args.host, args.token)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     asyncio.run(_serve(config, args.host, args.port))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fake-hubspot", description="Fake HubSpot CRM API")
+    parser = argparse.ArgumentParser(prog="fake-hubspot", allow_abbrev=False)
     add_fake_server_arguments(parser)
     return run_fake_server_from_args(parser.parse_args(argv))
