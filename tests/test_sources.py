@@ -924,7 +924,7 @@ async def test_cli_a_bad_input_is_exit_2_and_one_message(
     stderr = done.stderr.decode()
     # The host line (where the token goes), then the one message.
     first, second = stderr.splitlines()
-    assert first == "bulkops: talking to http://127.0.0.1:9"
+    assert first == "bulkops: talking to 127.0.0.1:9"
     assert second.startswith(f"bulkops: {src}: {message}") and "Traceback" not in stderr
 
 
