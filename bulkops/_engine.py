@@ -318,7 +318,7 @@ class Job:
         creating = config.operation is Operation.CREATE
         rows = _as_rows(self._source)
         journal = self._journal if self._mode == RESUME else None
-        finished = _Cursor(journal.finished_rows() if journal else None)
+        finished = _Cursor(journal.finished_row_numbers() if journal else None)
         in_flight = _Cursor(journal.sent_unfinished_rows() if journal and creating else None)
         try:
             async for raw in rows:
