@@ -13,16 +13,16 @@ import dataclasses
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import RESUME, RETRY, Job, JobReport
-from ._errors import AMBIGUOUS, ConfigError
+from ._errors import ConfigError
+from ._failed_input import read_failed_file
 from ._journal import JOURNAL_NAME, Journal
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
@@ -333,22 +333,6 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _drive_and_report(job, args, count_from=path)
 
 
-def _failed_records(path: Path, *, include_ambiguous: bool) -> Iterator[RawRow]:
-    """The rows of a failed.jsonl that can be sent again, with their original row numbers."""
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            record = orjson.loads(line)
-            data = record.get("input")
-            category = (record.get("error") or {}).get("category")
-            if not isinstance(data, dict):
-                continue  # unparseable input rows: nothing to resend; they stay failed
-            if category == AMBIGUOUS and not include_ambiguous:
-                continue
-            yield RawRow(int(record["row"]), lineno, data)
-
-
 def _cmd_retry(args: argparse.Namespace) -> int:
     config, inp = _load_job(args.out_dir, args)
     if args.no_preflight:
@@ -356,7 +340,12 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     failed = args.out_dir / FAILED
     if not failed.exists():
         raise ConfigError(f"{failed} does not exist")
-    rows = _failed_records(failed, include_ambiguous=args.include_ambiguous)
+    # The whole file is checked before the job starts; the job then streams it.
+    checked = read_failed_file(failed, include_ambiguous=args.include_ambiguous)
+    skipped = checked.skipped_message()
+    if skipped:
+        print(f"bulkops: {skipped}", file=sys.stderr)
+    rows = checked.rows()
     job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=RETRY)
     return _drive_and_report(job, args, count_from=None)
 
