@@ -23,10 +23,11 @@ from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, defa
 from ._engine import RESUME, RETRY, Job, JobReport
 from ._errors import ConfigError
 from ._failed_input import read_failed_file
+from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
+from ._lock import JobFolderBusy, lock_holder
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
-from ._results import FAILED
 from ._sources import RawRow, fingerprint, open_source
 
 __all__ = ["main"]
@@ -337,16 +338,21 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     config, inp = _load_job(args.out_dir, args)
     if args.no_preflight:
         config = dataclasses.replace(config, preflight=False)
-    failed = args.out_dir / FAILED
-    if not failed.exists():
-        raise ConfigError(f"{failed} does not exist")
-    # The whole file is checked before the job starts; the job then streams it.
-    checked = read_failed_file(failed, include_ambiguous=args.include_ambiguous)
+    folder = JobFolder(args.out_dir)
+    holder = lock_holder(args.out_dir)
+    if holder is not None:  # before reading a failed.jsonl that process may be writing
+        raise JobFolderBusy(args.out_dir, holder)
+    source = folder.retry_source_path()  # failed.jsonl, or a killed retry's copy of it
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist")
+    # The whole file is checked before the job starts; the job then streams the copy it
+    # makes of it when it takes the folder, so the user's edits survive any crash.
+    checked = read_failed_file(source, include_ambiguous=args.include_ambiguous)
     skipped = checked.skipped_message()
     if skipped:
         print(f"bulkops: {skipped}", file=sys.stderr)
-    rows = checked.rows()
-    job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=RETRY)
+    rows = folder.retry_rows(include_ambiguous=args.include_ambiguous)
+    job = Job(config, from_rows(rows), input_name=str(source), input_meta=inp, mode=RETRY)
     return _drive_and_report(job, args, count_from=None)
 
 

@@ -18,11 +18,9 @@ every finished result and the report.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,13 +32,14 @@ from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
 from ._dispatcher import Dispatcher, StopReason
 from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
-from ._journal import JOURNAL_NAME, Journal
+from ._jobdir import JobFolder, check_writable
+from ._journal import Journal
 from ._limiter import RateLimiter
 from ._models import Api, Item, Operation, Outcome
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
 from ._report import JobReport, run_report, whole_job_report
-from ._results import FAILED, SUCCEEDED, ResultWriter
+from ._results import ResultWriter
 from ._scheduler import Scheduler
 from ._sources import RawRow, from_iterable, open_source
 from ._transport import HttpRequest, Transport, TransportFailure
@@ -105,6 +104,7 @@ class Job:
         self._mode = mode
         self._input_meta = dict(input_meta or {})
         self._journal: Journal | None = None
+        self._folder: JobFolder | None = None  # held (locked) while the job runs
         self._skipped = 0
         self._input_name = input_name or (
             os.fspath(source) if isinstance(source, str | os.PathLike) else "<python iterable>"
@@ -200,14 +200,18 @@ class Job:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
             writer.close()
             report = self._report(started_wall)
-            if journal is not None:
-                report = whole_job_report(journal, report, mode=self._mode, skipped=self._skipped)
-                if self._mode == RETRY:
-                    _rebuild_files(journal, config.out_dir)
-                journal.close()
-            (config.out_dir / "report.json").write_bytes(
-                orjson.dumps(report.data, option=orjson.OPT_INDENT_2)
-            )
+            try:
+                if journal is not None and self._folder is not None:
+                    report = whole_job_report(
+                        journal, report, mode=self._mode, skipped=self._skipped
+                    )
+                    self._folder.finish()  # a retry: result files rebuilt, its input settled
+                (config.out_dir / "report.json").write_bytes(
+                    orjson.dumps(report.data, option=orjson.OPT_INDENT_2)
+                )
+            finally:
+                if self._folder is not None:
+                    self._folder.close()  # the journal, then the lock, last
         return report
 
     def _report(self, started_wall: float) -> JobReport:
@@ -228,20 +232,15 @@ class Job:
     def _open_journal(self) -> Journal | None:
         config = self.config
         if not config.journal:
+            check_writable(config.out_dir)
             return None
-        path = config.out_dir / JOURNAL_NAME
-        if self._mode == NEW and path.exists():
-            raise ConfigError(
-                f"{config.out_dir} already holds a job; continue it with "
-                f"`bulkops resume {config.out_dir}` or choose another --out"
-            )
-        if self._mode != NEW and not path.exists():
-            raise ConfigError(f"{config.out_dir} holds no job journal ({JOURNAL_NAME})")
-        config.out_dir.mkdir(parents=True, exist_ok=True)
-        journal = Journal(path)
+        meta = None
         if self._mode == NEW:
-            journal.set_meta({"config": config_to_meta(config), "input": self._input_meta})
-        return journal
+            meta = {"config": config_to_meta(config), "input": self._input_meta}
+        # Locks the folder (another process on it fails fast, naming its PID) and checks the
+        # journal before anything rewrites the result files from it.
+        self._folder = JobFolder(config.out_dir)
+        return self._folder.open(self._mode, meta=meta)
 
     async def _pipeline(
         self,
@@ -444,14 +443,6 @@ class _Cursor:
         while self._next is not None and self._next < row:
             self._next = next(rows, None)
         return self._next == row
-
-
-def _rebuild_files(journal: Journal, out_dir: Path) -> None:
-    """Rewrite succeeded/failed.jsonl from the journal (after a retry changed some rows)."""
-    with (out_dir / SUCCEEDED).open("wb") as ok, (out_dir / FAILED).open("wb") as bad:
-        for succeeded, line in journal.lines():
-            (ok if succeeded else bad).write(line + b"\n")
-    shutil.rmtree(out_dir / ".retry", ignore_errors=True)
 
 
 def _reject_input(

@@ -20,7 +20,7 @@ import orjson
 from ._errors import AMBIGUOUS, ConfigError
 from ._sources import RawRow
 
-__all__ = ["FailedInput", "read_failed_file"]
+__all__ = ["FailedInput", "read_failed_file", "stored_lines"]
 
 _LISTED = 10  # AMBIGUOUS rows named in the message; the rest are counted
 _MAX_ROW = 10**9  # bounds the duplicate bitmap (125 MB at worst); no job reaches it
@@ -117,13 +117,26 @@ def read_failed_file(path: Path, *, include_ambiguous: bool) -> FailedInput:
     )
 
 
+def stored_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(row, line)`` of every record, the line exactly as the user left it (without its end
+    of line): what a retry keeps for the rows it did not settle."""
+    for _, record, line in _lines(path):
+        yield record["row"], line
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` of every non-blank line, each checked."""
+    for lineno, record, _ in _lines(path):
+        yield lineno, record
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any], bytes]]:
     try:
         with path.open("rb") as f:
             for lineno, line in enumerate(f, start=1):
-                if line.strip():
-                    yield lineno, _parse(path, lineno, line)
+                stripped = line.strip()
+                if stripped:
+                    yield lineno, _parse(path, lineno, stripped), stripped
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
 

@@ -163,6 +163,7 @@ class Journal:
             self._db.close()
             raise
         self.generation = int(self._meta_value("generation") or 0)
+        self._closed = False
         self._pending: list[tuple[int, int, str | None, int | None, bytes, bytes | None, int]] = []
         self._released: list[tuple[int]] = []  # marks to drop at the next commit
         self._kept: list[tuple[array[int], int]] = []  # marks to shrink: (rows still unknown, id)
@@ -427,6 +428,18 @@ class Journal:
             "failed_by_category": by_category,
         }
 
+    def keep_user_lines(self, lines: Iterable[tuple[int, bytes]], *, before_generation: int) -> int:
+        """Take the user's edited ``failed.jsonl`` lines (``(row, line)``, streamed) for rows
+        that are still failed with an outcome older than ``before_generation``: rows a retry
+        did not settle keep their edits in every file rebuilt from now on. Returns how many."""
+        with self._transaction():
+            self._flush()
+            cursor = self._db.executemany(
+                "UPDATE outcomes SET line = ? WHERE row = ? AND ok = 0 AND gen < ?",
+                ((line, row, before_generation) for row, line in lines),
+            )
+        return max(cursor.rowcount, 0)
+
     def has_progress(self) -> bool:
         """Whether any row has an outcome or was sent: a journal without either can be
         started over (a job refused before its first write)."""
@@ -455,6 +468,10 @@ class Journal:
         return [orjson.loads(r) for (r,) in self._db.execute("SELECT report FROM runs ORDER BY n")]
 
     def close(self) -> None:
+        """Commit what is buffered and close (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         self.commit()
         self._db.close()
 
