@@ -13,9 +13,10 @@ A folder holds ``journal.sqlite`` (the truth), the result files ``succeeded.json
 * The user's edits to ``failed.jsonl`` are never lost. A retry first copies the file to
   ``.retry/input.jsonl`` and reads from that copy. When the retry ends (done or stopped), the
   rows it did not settle take the user's edited lines into the journal, the result files are
-  rebuilt, and only then the copy is dropped. A retry that was killed leaves the copy; the
-  next ``retry`` or ``resume`` does that same settling first, so its rows keep their edits and
-  rows the killed retry already wrote are not sent again.
+  rebuilt, and only then the copy is dropped. A retry that was killed leaves the copy: the
+  next ``retry`` continues from it (the rows the killed one settled taken out of it, so none
+  is sent twice), and a ``resume`` ends it the same way a retry ends, so the rows keep their
+  edits in ``failed.jsonl``.
 """
 
 from __future__ import annotations
@@ -112,10 +113,13 @@ class JobFolder:
         try:
             journal = self._open_journal(mode, meta)
             try:
-                if mode != "new" and self.retry_pending:  # a killed retry: settle it first
+                continuing = (
+                    mode == "retry" and self.retry_pending and self._continue_retry(journal)
+                )
+                if mode == "resume" and self.retry_pending:  # a killed retry ends here
                     self._settle_retry(journal)
                 journal.begin_generation()
-                if mode == "retry":
+                if mode == "retry" and not continuing:
                     self._start_retry(journal)
             except BaseException:
                 journal.close()
@@ -174,6 +178,30 @@ class JobFolder:
         copy = self.retry_input_path()
         copy.parent.mkdir(exist_ok=True)
         _atomic_copy(failed, copy)
+
+    def _continue_retry(self, journal: Journal) -> bool:
+        """A retry was killed: its copy keeps only the rows it had not settled yet, so the
+        next one sends those and no other (not rows it wrote, nor rows the user had taken
+        out of the file). False when it cannot tell what was settled: then it is ended."""
+        started = (journal.meta().get("retry") or {}).get("generation")
+        if not isinstance(started, int):
+            self._settle_retry(journal)
+            return False
+        settled = bytearray()
+        for row in journal.rows_settled_since(started):
+            byte = row >> 3
+            if byte >= len(settled):
+                settled.extend(bytes(byte + 1 - len(settled)))
+            settled[byte] |= 1 << (row & 7)
+        copy = self.retry_input_path()
+        rest = copy.with_name(f".{copy.name}.continuing")
+        with rest.open("wb") as f:
+            for row, line in stored_lines(copy):
+                if (row >> 3) >= len(settled) or not settled[row >> 3] & (1 << (row & 7)):
+                    f.write(line + b"\n")
+        _atomic_copy(rest, copy)
+        rest.unlink()
+        return True
 
     def _settle_retry(self, journal: Journal) -> None:
         """The rows the retry did not settle keep the user's lines from its copy; then the

@@ -34,14 +34,14 @@ def failed_line(row: int, category: str = "VALIDATION_ERROR", **input: object) -
     return orjson.dumps(record)
 
 
-def finished_job(out: Path) -> None:
-    """A job of 5 rows: 1 and 3 written, 2, 4 and 5 failed; its result files as bulkops
-    leaves them."""
+def finished_job(out: Path, failed: tuple[int, ...] = (2, 4, 5)) -> None:
+    """A job of 5 rows or more: 1 and 3 written, 2, 4 and 5 failed; its result files as
+    bulkops leaves them."""
     folder = JobFolder(out)
     journal = folder.open("new", meta=META)
     for row in (1, 3):
         journal.record(row, True, ok_line(row), None, True)
-    for row in (2, 4, 5):
+    for row in failed:
         journal.record(row, False, failed_line(row), "VALIDATION_ERROR", None)
     folder.rebuild_result_files()
     folder.close()
@@ -217,8 +217,11 @@ def test_a_retry_reads_a_copy_and_its_unsettled_rows_keep_their_edits(tmp_path):
 
 
 def test_a_killed_retry_keeps_its_copy_and_the_next_retry_continues_from_it(tmp_path):
-    finished_job(tmp_path)
-    edited = edit_failed_file(tmp_path)
+    finished_job(tmp_path, failed=(2, 4, 5, 6, 7))
+    edited = edit_failed_file(tmp_path)  # rows 2, 4, 5: the user took 6 and 7 out
+    with (tmp_path / "failed.jsonl").open("ab") as f:
+        f.write(failed_line(7, subject="edited 7") + b"\n")  # and put 7 back, edited
+    edited.append(failed_line(7, subject="edited 7"))
     folder = JobFolder(tmp_path)
     journal = folder.open("retry")
     journal.record(2, True, ok_line(2), None, True)  # written before the kill
@@ -229,20 +232,18 @@ def test_a_killed_retry_keeps_its_copy_and_the_next_retry_continues_from_it(tmp_
     assert folder.retry_source_path() == folder.retry_input_path()
 
     journal = folder.open("retry")
-    # Row 2 was written by the killed retry: not sent again. Row 4 failed again there, so it
-    # is tried again as it failed; row 5 keeps the user's line (still skipped as AMBIGUOUS).
-    sent = [(r.row, r.data) for r in folder.retry_rows(include_ambiguous=False)]
-    assert sent == [(4, {"subject": "edited 4"})]
-    assert lines(folder.retry_input_path()) == [
-        failed_line(4, "CONFLICT", subject="edited 4"),
-        edited[2],
-    ]
+    # Rows 2 and 4 were settled by the killed retry and row 6 was taken out by the user:
+    # none of them is sent. Rows 5 and 7 are, with the user's edits.
+    sent = [(r.row, r.data) for r in folder.retry_rows(include_ambiguous=True)]
+    assert sent == [(5, {"subject": "edited 5"}), (7, {"subject": "edited 7"})]
+    journal.record(7, True, ok_line(7), None, True)  # this run settles row 7, not row 5
     folder.finish()
     folder.close()
-    assert lines(tmp_path / "succeeded.jsonl") == [ok_line(r) for r in (1, 2, 3)]
+    assert lines(tmp_path / "succeeded.jsonl") == [ok_line(r) for r in (1, 2, 3, 7)]
     assert lines(tmp_path / "failed.jsonl") == [
-        failed_line(4, "CONFLICT", subject="edited 4"),
-        edited[2],
+        failed_line(4, "CONFLICT", subject="edited 4"),  # its outcome from the killed retry
+        edited[2],  # row 5, as the user left it
+        failed_line(6),  # never retried: still failed, as before
     ]
 
 
