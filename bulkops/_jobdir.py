@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
-from ._failed_input import read_failed_file, stored_lines
+from ._failed_input import RowSet, read_failed_file, stored_lines
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import FolderLock
 from ._results import FAILED, SUCCEEDED
@@ -187,17 +187,14 @@ class JobFolder:
         if not isinstance(started, int):
             self._settle_retry(journal)
             return False
-        settled = bytearray()
+        settled = RowSet()
         for row in journal.rows_settled_since(started):
-            byte = row >> 3
-            if byte >= len(settled):
-                settled.extend(bytes(byte + 1 - len(settled)))
-            settled[byte] |= 1 << (row & 7)
+            settled.add(row)
         copy = self.retry_input_path()
         rest = copy.with_name(f".{copy.name}.continuing")
         with rest.open("wb") as f:
             for row, line in stored_lines(copy):
-                if (row >> 3) >= len(settled) or not settled[row >> 3] & (1 << (row & 7)):
+                if row not in settled:
                     f.write(line + b"\n")
         _atomic_copy(rest, copy)
         rest.unlink()

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from bulkops._errors import AMBIGUOUS, ConfigError
-from bulkops._failed_input import read_failed_file
+from bulkops._failed_input import RowSet, read_failed_file
 from bulkops._sources import RawRow
 from bulkops.testing import FakeConfig, FakeHubSpot
 
@@ -162,3 +162,11 @@ async def test_retry_says_which_rows_it_skipped_and_refuses_a_broken_file(tmp_pa
         ok, bad = assert_accounted(out, 30)
         assert sorted(bad) == [5, 9] and 2 in ok
         assert len(fake.records("tickets")) == 28
+
+
+def test_row_set_holds_row_numbers_as_bits():
+    rows = RowSet()
+    for row in (1, 8, 9, 1_000_003):
+        rows.add(row)
+    assert [r for r in range(1_000_010) if r in rows] == [1, 8, 9, 1_000_003]
+    assert -1 not in rows and "1" not in rows

@@ -435,3 +435,24 @@ def test_a_journal_without_progress_can_be_reset(tmp_path):
     with pytest.raises(RuntimeError, match="cannot be reset"):
         j.reset({})
     j.close()
+
+
+def test_user_lines_replace_only_rows_still_failed_from_before_a_run(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    j.set_meta({"config": {}})
+    j.begin_generation()
+    for row in (1, 2, 3):
+        j.record(row, False, b'{"row":%d,"old":1}' % row, "X", None)
+    j.record(4, True, b'{"row":4}', None, True)
+    j.commit()
+    retry = j.begin_generation()
+    j.record(2, False, b'{"row":2,"again":1}', "X", None)  # settled (failed again) by the retry
+    user = [(row, b'{"row":%d,"edited":1}' % row) for row in (1, 2, 4, 9)]
+    assert j.keep_user_lines(iter(user), before_generation=retry) == 1
+    assert list(j.lines()) == [
+        (False, b'{"row":1,"edited":1}'),  # not settled: the user's line
+        (False, b'{"row":2,"again":1}'),  # settled by the retry: its outcome
+        (False, b'{"row":3,"old":1}'),  # not in the user's file: unchanged
+        (True, b'{"row":4}'),  # succeeded: never replaced
+    ]
+    j.close()
