@@ -5,6 +5,7 @@ is killed. The last test runs two real CLI processes on one folder."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -317,3 +318,74 @@ async def test_a_second_process_on_a_running_job_fails_fast_naming_it(tmp_path):
         assert_no_duplicates(fake)
         assert len(read_jsonl(out / "succeeded.jsonl")) == rows
         assert lock_holder(out) is None
+
+
+async def test_a_retry_killed_mid_way_is_continued_without_resending_what_it_wrote(tmp_path):
+    """Real CLI processes: an update job with 300 rows failed, fixed by the user in
+    failed.jsonl; the retry is SIGKILLed after writing some; the next retry sends only the
+    rest, and the job ends exact."""
+    rows = 400
+    async with FakeHubSpot(FakeConfig(rate_limit=None, latency=(0.3, 0.3))) as fake:
+        opts = ("--base-url", fake.url, "--progress", "none")
+        src = tmp_path / "in.csv"
+        write_csv(src, rows)
+        made = await run_cli(*create(src, tmp_path / "create"), "--rate-limit", 0, *opts)
+        assert made.returncode == 0, made.stderr.decode()
+        ids = {r["row"]: r["id"] for r in read_jsonl(tmp_path / "create" / "succeeded.jsonl")}
+        updates = tmp_path / "update.csv"
+        with updates.open("w") as f:
+            f.write("id,hs_ticket_priority\n")
+            for row in range(1, rows + 1):
+                f.write(f"{ids[row]},{'MEDIUM' if row <= 100 else 'WRONG'}\n")
+        out = tmp_path / "job"
+        first = await run_cli(
+            "run", "update", "--input", updates, "--out", out, "--rate-limit", 0, *opts
+        )
+        assert first.returncode == 1, first.stderr.decode()
+        assert len(assert_accounted(out, rows)[1]) == 300
+        fixed = []
+        for record in read_jsonl(out / "failed.jsonl"):
+            record["input"]["hs_ticket_priority"] = "HIGH"
+            fixed.append(orjson.dumps(record) + b"\n")
+        (out / "failed.jsonl").write_bytes(b"".join(fixed))
+
+        retry = await anyio.open_process(cmd("retry", out, "--concurrency", 1, *opts), env=env())
+        try:
+            with anyio.fail_after(30):  # until the retry has journaled a batch of its own
+                while succeeded_in_journal(out) < 200:  # noqa: ASYNC110 - another process
+                    await anyio.sleep(0.02)
+            assert retry.returncode is None, "the retry ended before it could be killed"
+        finally:
+            retry.kill()
+            await retry.wait()
+            await retry.aclose()
+        assert (out / RETRY_DIR / "input.jsonl").is_file()
+        assert (out / "failed.jsonl").read_bytes() == b"".join(fixed)  # the user's file
+
+        done = await run_cli("retry", out, *opts)
+        assert done.returncode == 0, done.stderr.decode()
+        _, bad = assert_accounted(out, rows)
+        assert not bad
+        journal = Journal.open(out / JOURNAL_NAME)
+        sent_by_continuation = journal.runs()[-1]["rows"]["read"]
+        journal.close()
+        # Not the rows the killed retry had written (at least one batch of 100).
+        assert 100 <= sent_by_continuation <= 200
+        priorities = {
+            r["id"]: r["properties"]["hs_ticket_priority"] for r in fake.records("tickets")
+        }
+        assert [priorities[ids[row]] for row in range(1, rows + 1)] == ["MEDIUM"] * 100 + [
+            "HIGH"
+        ] * 300
+        assert not (out / RETRY_DIR).exists()
+
+
+def succeeded_in_journal(out: Path) -> int:
+    path = out / JOURNAL_NAME
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM outcomes WHERE ok = 1").fetchone()[0])
+    except sqlite3.OperationalError:  # busy for a moment: ask again
+        return 0
+    finally:
+        db.close()
