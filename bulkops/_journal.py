@@ -137,7 +137,9 @@ class Journal:
         JournalError: the file is not a journal bulkops can trust (see the module docstring).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, meta: Mapping[str, Any] | None = None) -> None:
+        """``meta``: the job's description, written with the schema (one transaction) when
+        the journal is created, so no journal ever exists without it."""
         self.path = path
         existed = path.exists()
         if existed:
@@ -155,7 +157,7 @@ class Journal:
                 with self._transaction():
                     for statement in _SCHEMA:
                         self._db.execute(statement)
-                    self._set_meta_now({"schema_version": SCHEMA_VERSION})
+                    self._set_meta_now({"schema_version": SCHEMA_VERSION, **(meta or {})})
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise JournalError(path, f"is damaged ({exc})") from None
@@ -173,9 +175,13 @@ class Journal:
         """A new journal holding ``meta``; refuses a path that exists."""
         if path.exists():
             raise FileExistsError(path)
-        journal = cls(path)
-        journal.set_meta(meta)
-        return journal
+        try:
+            return cls(path, meta=meta)
+        except BaseException:
+            # Nothing was committed; leave no file that would block the corrected command.
+            for leftover in (path, *(path.with_name(path.name + x) for x in ("-wal", "-shm"))):
+                leftover.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def open(cls, path: Path) -> Journal:

@@ -456,3 +456,21 @@ def test_user_lines_replace_only_rows_still_failed_from_before_a_run(tmp_path):
         (True, b'{"row":4}'),  # succeeded: never replaced
     ]
     j.close()
+
+
+def test_a_new_journal_is_never_without_its_description(tmp_path):
+    """The schema and the job's description are one transaction: a crash cannot leave a
+    journal that resume would find empty."""
+    path = tmp_path / JOURNAL_NAME
+    j = Journal.create(path, {"config": {"operation": "create"}})
+    with sqlite3.connect(path) as db:  # what another process sees at once
+        keys = {k for (k,) in db.execute("SELECT key FROM meta")}
+    db.close()
+    assert keys == {"schema_version", "config"}
+    j.close()
+    with pytest.raises(FileExistsError):
+        Journal.create(path, {"config": {}})
+    other = tmp_path / "other.sqlite"
+    with pytest.raises(TypeError):
+        Journal.create(other, {"config": {"token": object()}})  # cannot be stored
+    assert list(tmp_path.glob("other.sqlite*")) == []  # no half-made journal left behind
