@@ -134,9 +134,12 @@ class JobFolder:
         if mode != "new":
             return Journal.open(self.journal_path)
         assert meta is not None
-        if not self.journal_path.exists():
-            return Journal.create(self.journal_path, meta)
-        journal = Journal(self.journal_path)
+        path = self.journal_path
+        if path.is_file() and path.stat().st_size == 0 and not _has_wal(path):
+            path.unlink()  # killed as it was created, before SQLite wrote a byte
+        if not path.exists():
+            return Journal.create(path, meta)
+        journal = Journal(path)
         if journal.has_progress():
             journal.close()
             raise ConfigError(
@@ -284,6 +287,11 @@ def _atomic_copy(source: Path, target: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(target.parent)
+
+
+def _has_wal(journal: Path) -> bool:
+    wal = journal.with_name(journal.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
 
 
 def _fsync_dir(path: Path) -> None:

@@ -87,6 +87,15 @@ def test_new_reuses_a_folder_whose_job_stopped_before_its_first_write(tmp_path):
     folder.close()
 
 
+def test_new_reuses_a_journal_killed_before_its_first_byte(tmp_path):
+    (tmp_path / JOURNAL_NAME).write_bytes(b"")
+    with pytest.raises(JournalError, match="is empty"):
+        JobFolder(tmp_path).open("resume")
+    folder = JobFolder(tmp_path)
+    assert folder.open("new", meta=META).meta()["config"] == META["config"]
+    folder.close()
+
+
 @pytest.mark.parametrize("mode", ["resume", "retry"])
 def test_resume_and_retry_need_a_job_and_create_nothing(tmp_path, mode):
     out = tmp_path / "typo"
