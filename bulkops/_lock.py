@@ -83,6 +83,12 @@ class FolderLock:
         finally:
             os.close(fd)  # closing the last descriptor drops the lock
 
+    def __del__(self) -> None:
+        # A holder dropped without release() (a job whose set-up failed after it took the
+        # folder) must not keep the folder busy for the rest of a long-lived process.
+        if getattr(self, "_fd", None) is not None:  # not if __init__ failed half-way
+            self.release()
+
     def __enter__(self) -> FolderLock:
         self.acquire()
         return self

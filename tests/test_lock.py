@@ -116,3 +116,11 @@ def test_a_holder_that_has_not_written_its_pid_yet_is_still_busy(tmp_path):
             FolderLock(tmp_path).acquire()
     finally:
         os.close(fd)
+
+
+def test_a_lock_dropped_without_release_frees_the_folder(tmp_path):
+    lock = FolderLock(tmp_path)
+    lock.acquire()
+    assert lock_holder(tmp_path) == os.getpid()
+    del lock  # the last reference: CPython finalises it at once
+    assert lock_holder(tmp_path) is None
