@@ -28,6 +28,7 @@ from ._journal import JOURNAL_NAME, Journal
 from ._lock import JobFolderBusy, lock_holder
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
+from ._results import FAILED
 from ._sources import RawRow, fingerprint, open_source
 
 __all__ = ["main"]
@@ -352,7 +353,8 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     if skipped:
         print(f"bulkops: {skipped}", file=sys.stderr)
     rows = folder.retry_rows(include_ambiguous=args.include_ambiguous)
-    job = Job(config, from_rows(rows), input_name=str(source), input_meta=inp, mode=RETRY)
+    name = str(args.out_dir / FAILED)
+    job = Job(config, from_rows(rows), input_name=name, input_meta=inp, mode=RETRY)
     return _drive_and_report(job, args, count_from=None)
 
 
