@@ -14,14 +14,12 @@ import codecs
 import dataclasses
 import os
 import signal
-import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-import orjson
 
 from ._checks import (
     check_out_dir,
@@ -33,8 +31,11 @@ from ._checks import (
 from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import Job, JobReport, Mode
-from ._errors import AMBIGUOUS, ConfigError
+from ._errors import ConfigError
+from ._failed_input import read_failed_file
+from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
+from ._lock import JobFolderBusy, lock_holder
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
@@ -433,15 +434,17 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
     if not path.exists():
         raise ConfigError(f"{out} holds no bulkops job (no {JOURNAL_NAME})")
     check_out_dir(out)  # before SQLite opens the journal for writing
+    holder = lock_holder(out)
+    if holder is not None:  # another process runs this job: do not even read its journal
+        raise JobFolderBusy(out, holder)
+    journal = Journal.open(path)  # a journal that cannot be trusted is a JournalError
     try:
-        journal = Journal(path)
-        try:
-            meta = journal.meta()
-        finally:
-            journal.close()
-        journaled: dict[str, Any] = meta["config"]
-    except (sqlite3.Error, KeyError, orjson.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} cannot be read as a bulkops journal: {exc}") from None
+        meta = journal.meta()
+    finally:
+        journal.close()
+    journaled = meta.get("config")
+    if not isinstance(journaled, dict):
+        raise ConfigError(f"{path} cannot be read as a bulkops journal: it has no job settings")
     token = _read_token(args.token_file)
     base_url = _base_url_for(args, journaled.get("base_url"))
     try:
@@ -501,40 +504,26 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _drive_and_report(job, args, count_from=path)
 
 
-def _failed_records(path: Path, *, include_ambiguous: bool) -> Iterator[RawRow]:
-    """The rows of a failed.jsonl that can be sent again, with their original row numbers."""
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = orjson.loads(line)
-                data = record.get("input")
-                category = (record.get("error") or {}).get("category")
-                row = int(record["row"])
-            except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-                raise ConfigError(
-                    f"{path} line {lineno} is not a bulkops result line (edited by hand?)"
-                ) from None
-            if not isinstance(data, dict):
-                continue  # unparseable input rows: nothing to resend; they stay failed
-            if category == AMBIGUOUS and not include_ambiguous:
-                continue
-            yield RawRow(row, lineno, data)
-
-
 def _cmd_retry(args: argparse.Namespace) -> int:
     config, inp = _load_job(args.out_dir, args)
     if args.no_preflight:
         config = dataclasses.replace(config, preflight=False)
-    failed = args.out_dir / FAILED
-    if not failed.exists():
-        raise ConfigError(f"{failed} does not exist")
-    # Read once before the job starts, so a damaged line stops it before anything is sent.
-    for _ in _failed_records(failed, include_ambiguous=args.include_ambiguous):
-        pass
-    rows = _failed_records(failed, include_ambiguous=args.include_ambiguous)
-    job = Job(config, from_rows(rows), input_name=str(failed), input_meta=inp, mode=Mode.RETRY)
+    folder = JobFolder(args.out_dir)
+    holder = lock_holder(args.out_dir)
+    if holder is not None:  # before reading a failed.jsonl that process may be writing
+        raise JobFolderBusy(args.out_dir, holder)
+    source = folder.retry_source_path()  # failed.jsonl, or a killed retry's copy of it
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist")
+    # The whole file is checked before the job starts; the job then streams the copy it
+    # makes of it when it takes the folder, so the user's edits survive any crash.
+    checked = read_failed_file(source, include_ambiguous=args.include_ambiguous)
+    skipped = checked.skipped_message()
+    if skipped:
+        print(f"bulkops: {skipped}", file=sys.stderr)
+    rows = folder.retry_rows(include_ambiguous=args.include_ambiguous)
+    name = str(args.out_dir / FAILED)
+    job = Job(config, from_rows(rows), input_name=name, input_meta=inp, mode=Mode.RETRY)
     return _drive_and_report(job, args, count_from=None)
 
 

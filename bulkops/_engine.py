@@ -37,7 +37,8 @@ from ._dialect_v3 import V3Dialect
 from ._errors import INPUT_ERROR, ConfigError
 from ._http import HttpRequest, Transport
 from ._intake import Intake, Resumed
-from ._journal import JOURNAL_NAME, Journal
+from ._jobdir import RETRY_DIR, JobFolder, check_writable
+from ._journal import Journal
 from ._limiter import RateLimiter
 from ._models import Api, Item, Operation, Outcome
 from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
@@ -125,6 +126,7 @@ class Job:
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
         self.latch = StopLatch(on_stop=self._on_stop)
+        self._folder: JobFolder | None = None  # held (locked) while the job runs
         self._channel: Channel | None = None
         self._intake: Intake | None = None
         self._started = 0.0
@@ -179,7 +181,7 @@ class Job:
         journal = self._open_journal()
         writer = ResultWriter(
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
-            config.out_dir / ".retry" if self.mode is Mode.RETRY else config.out_dir,
+            config.out_dir / RETRY_DIR if self.mode is Mode.RETRY else config.out_dir,
             journal=journal,
         )
         status = JobStatus.ERROR
@@ -257,12 +259,15 @@ class Job:
                 mode=self.mode.value,
                 skipped=intake.skipped if intake else 0,
             )
-            if self.mode is Mode.RETRY:
-                _rebuild_files(journal, config.out_dir)
-            journal.close()
-        (config.out_dir / "report.json").write_bytes(
-            orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2)
-        )
+        try:
+            if self._folder is not None:
+                self._folder.finish()  # a retry: its rows settle, the result files are rebuilt
+            (config.out_dir / "report.json").write_bytes(
+                orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2)
+            )
+        finally:
+            if self._folder is not None:
+                self._folder.close()  # the journal, then the lock, last
         return report
 
     def _transport_cm(self) -> Any:
@@ -291,26 +296,28 @@ class Job:
     def _open_journal(self) -> Journal | None:
         config = self.config
         if not config.journal:
+            check_writable(config.out_dir)
             _truncate_results(config.out_dir)
             return None
-        path = config.out_dir / JOURNAL_NAME
-        if self.mode is Mode.NEW and path.exists():
-            raise ConfigError(
-                f"{config.out_dir} already holds a job; continue it with "
-                f"`bulkops resume {config.out_dir}` or choose another --out"
-            )
-        if self.mode is not Mode.NEW and not path.exists():
-            raise ConfigError(f"{config.out_dir} holds no job journal ({JOURNAL_NAME})")
-        config.out_dir.mkdir(parents=True, exist_ok=True)
-        journal = Journal(path)
+        meta = None
         if self.mode is Mode.NEW:
-            _truncate_results(config.out_dir)
-            journal.set_meta({"config": config_to_meta(config), "input": self._input_meta})
-        elif self.mode is Mode.RESUME:
-            # The files start with every row finished before: rebuilt from the journal.
-            _rebuild_files(journal, config.out_dir)
-        else:
-            _truncate_results(config.out_dir / ".retry")
+            meta = {"config": config_to_meta(config), "input": self._input_meta}
+        # Locks the folder (another process on it fails fast, naming its PID) and checks the
+        # journal before anything rewrites the result files from it.
+        folder = self._folder = JobFolder(config.out_dir)
+        journal = folder.open(self.mode.value, meta=meta)
+        try:
+            if self.mode is Mode.NEW:
+                # A new job, or one that stopped before its first write (nothing to lose).
+                _truncate_results(config.out_dir)
+            elif self.mode is Mode.RESUME:
+                # The files start with every row finished before: rebuilt from the journal.
+                folder.rebuild_result_files(journal)
+            else:
+                _truncate_results(config.out_dir / RETRY_DIR)
+        except BaseException:
+            folder.close()
+            raise
         return journal
 
     # -- the stages --------------------------------------------------------------------------
@@ -356,6 +363,8 @@ class Job:
             latch=self.latch,
             schema=schema,
             resumed=resumed,
+            # A file the CLI fingerprinted is checked whole; other sources row by row.
+            digests=journal is not None and not self._input_meta.get("fingerprint"),
         )
         workers = Workers(
             channel=channel,
@@ -506,19 +515,6 @@ def _truncate_results(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in (SUCCEEDED, FAILED):
         (folder / name).write_bytes(b"")
-
-
-def _rebuild_files(journal: Journal, out_dir: Path) -> None:
-    """Rewrite succeeded/failed.jsonl from the journal, atomically (temp file + rename)."""
-    tmp_ok, tmp_bad = out_dir / f".{SUCCEEDED}.tmp", out_dir / f".{FAILED}.tmp"
-    with tmp_ok.open("wb") as ok, tmp_bad.open("wb") as bad:
-        for succeeded, line in journal.lines():
-            (ok if succeeded else bad).write(line + b"\n")
-        for f in (ok, bad):
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp_ok, out_dir / SUCCEEDED)
-    os.replace(tmp_bad, out_dir / FAILED)
 
 
 def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | None:

@@ -17,6 +17,7 @@ import anyio
 from ._config import JobConfig
 from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
 from ._header import check_columns
+from ._journal import row_digest
 from ._models import Item, Operation, Outcome, Phase
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
@@ -38,7 +39,7 @@ class Resumed:
     """What an earlier run left: rows finished, and create rows sent without an outcome
     (both ascending streams, walked alongside the input in constant memory)."""
 
-    finished: Iterator[int]
+    finished: Iterator[tuple[int, bytes]]  # (row, digest)
     in_flight: Iterator[int]
 
 
@@ -58,6 +59,23 @@ class _Cursor:
         return self._next == row
 
 
+class _Finished:
+    """The rows a resumed job finished before, with their digests, walked like ``_Cursor``."""
+
+    def __init__(self, rows: Iterator[tuple[int, bytes]] | None) -> None:
+        self._rows = rows
+        self._next = next(rows, None) if rows is not None else None
+
+    def digest(self, row: int) -> bytes | None:
+        """The finished row's digest (b"" when none was journaled); None: not finished."""
+        rows = self._rows
+        if rows is None:
+            return None
+        while self._next is not None and self._next[0] < row:
+            self._next = next(rows, None)
+        return self._next[1] if self._next is not None and self._next[0] == row else None
+
+
 class Intake:
     def __init__(
         self,
@@ -70,7 +88,10 @@ class Intake:
         latch: StopLatch,
         schema: PropertySchema | None,
         resumed: Resumed | None,
+        digests: bool = False,
     ) -> None:
+        """``digests``: journal each row's identity and, on resume, check the rows finished
+        before are the rows given now (for sources without a file fingerprint)."""
         self._config = config
         self._rows = rows
         self._scheduler = scheduler
@@ -79,6 +100,7 @@ class Intake:
         self._latch = latch
         self._schema = schema
         self._resumed = resumed
+        self._digests = digests
         self.rows_read = 0
         self.skipped = 0
         self.reading_done = False  # no more rows will come (read to the end, or stopped)
@@ -97,7 +119,7 @@ class Intake:
         if self._schema is not None and config.preflight and config.operation in _VALIDATED:
             validate = self._schema.validate
         resumed = self._resumed
-        finished = _Cursor(resumed.finished if resumed else None)
+        finished = _Finished(resumed.finished if resumed else None)
         in_flight = _Cursor(resumed.in_flight if resumed and creating else None)
         rows = self._rows
         scheduler = self._scheduler
@@ -112,7 +134,12 @@ class Intake:
                         self._latch.set(Stop(StopReason.INPUT, problem))
                         break
                 self.rows_read += 1
-                if finished.has(raw.row):
+                digest = row_digest(raw.data, None) if self._digests and raw.data else b""
+                done = finished.digest(raw.row)
+                if done is not None:
+                    if done and digest and done != digest:
+                        self._latch.set(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
+                        break
                     self.skipped += 1
                     continue
                 if raw.data is None:
@@ -137,6 +164,7 @@ class Intake:
                         }
                         self._fail(item, PREFLIGHT, "; ".join(e.message for e in errors), extra)
                         continue
+                item.digest = digest
                 phase = Phase.WRITE
                 if in_flight.has(raw.row):
                     # Sent before the stop with no outcome: it may exist in HubSpot.
@@ -176,6 +204,14 @@ class Intake:
 
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))
+
+
+def _not_the_same_input(row: int) -> str:
+    return (
+        f"the input is not this job's: row {row} differs from the row the job finished "
+        "before (resume needs the same rows in the same order). Finished rows are kept; start a "
+        "new job (another out_dir) for other data."
+    )
 
 
 _VALIDATED = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})

@@ -74,6 +74,9 @@ class Item:
     key: str | None = None
     attempts: int = 0
     maybe_written: bool = False
+    # The input row's identity in the journal (``_journal.row_digest``), or b"" when the job
+    # does not journal one: a resume checks the row it is given is the row that finished.
+    digest: bytes = b""
 
     @property
     def trace_id(self) -> str:

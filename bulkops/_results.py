@@ -89,7 +89,8 @@ class ResultWriter:
             self._bad_buf += data + b"\n"
             category = outcome.category or "ERROR"
         if self._journal is not None:
-            self._journal.record(outcome.item.row, outcome.ok, data, category, outcome.new)
+            item = outcome.item
+            self._journal.record(item.row, outcome.ok, data, category, outcome.new, item.digest)
         if len(self._ok_buf) + len(self._bad_buf) > _FLUSH_BYTES and self._journal is None:
             # Unjournaled: nothing to stay behind, write as we go. Journaled: lines are written
             # with their commit (``flush``), so a file never holds a row the journal lacks.

@@ -359,3 +359,20 @@ async def test_result_files_are_current_while_the_job_runs(tmp_path: Path) -> No
     await run_job(config(tmp_path, concurrency=1), tickets(5000), transport=hub.transport)
     assert seen and seen[0] >= 2000
     assert_accounted(tmp_path, 5000)
+
+
+async def test_resume_of_an_iterable_in_another_order_is_refused(tmp_path: Path) -> None:
+    """Resume is by row number; rows given in another order would skip rows never written."""
+    hub = MockHub()
+    hub.script[3] = json_response(401, {"status": "error", "message": "expired"})
+    rows = tickets(1000)
+    first = await run_job(config(tmp_path, concurrency=1), rows, transport=hub.transport)
+    assert first.stop_reason == "auth" and first.succeeded == 100
+    shuffled = list(reversed(rows))
+    second = await Job(config(tmp_path), shuffled, mode=Mode.RESUME, transport=hub.transport).run()
+    assert second.stop_reason == "input" and second.exit_code == 2
+    assert second.stop is not None and "row 1 differs" in second.stop.message
+    assert hub.creates == 100  # nothing sent for rows it could not match
+    third = await Job(config(tmp_path), rows, mode=Mode.RESUME, transport=hub.transport).run()
+    assert third.exit_code == 0 and hub.creates == 1000
+    assert_accounted(tmp_path, 1000)

@@ -353,13 +353,13 @@ async def test_every_cli_error_path_exits_as_documented_without_traceback_or_tok
             f.write('{"row": "four", "input": {}}\n')
         sent = fake.stats.requests
         done = await bulkops("retry", tmp_path / "loose", *url)
-        assert_clean(done, 2, "failed.jsonl line 2 is not a bulkops result line")
+        assert_clean(done, 2, 'failed.jsonl line 2: "row" must be the row number')
         assert fake.stats.requests == sent
         # A journal that is not one, or whose settings were damaged.
         (tmp_path / "not-a-journal").mkdir()
         (tmp_path / "not-a-journal" / "journal.sqlite").write_text("garbage")
         done = await bulkops("resume", tmp_path / "not-a-journal", *url)
-        assert_clean(done, 2, "cannot be read as a bulkops journal")
+        assert_clean(done, 2, "cannot be resumed or")
         edit_journal(tmp_path / "loose", operation="explode")
         done = await bulkops("resume", tmp_path / "loose", *url)
         assert_clean(done, 2, "holds settings bulkops cannot use")
