@@ -46,7 +46,7 @@ from ._preflight import PropertySchema
 from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, whole_job_report
 from ._results import FAILED, SUCCEEDED, ResultWriter
 from ._scheduler import Scheduler
-from ._sources import RawRow, from_iterable, open_source
+from ._sources import RawRow, fingerprint, from_iterable, open_source
 from ._stats import JobStats, Stop, StopLatch, StopReason
 from ._transport import AiohttpTransport
 from ._worker import Dialects, Workers
@@ -299,6 +299,7 @@ class Job:
             check_writable(config.out_dir)
             _truncate_results(config.out_dir)
             return None
+        self._fingerprint_input()
         meta = None
         if self.mode is Mode.NEW:
             meta = {"config": config_to_meta(config), "input": self._input_meta}
@@ -311,6 +312,7 @@ class Job:
                 # A new job, or one that stopped before its first write (nothing to lose).
                 _truncate_results(config.out_dir)
             elif self.mode is Mode.RESUME:
+                self._check_same_input(journal)
                 # The files start with every row finished before: rebuilt from the journal.
                 folder.rebuild_result_files(journal)
             else:
@@ -319,6 +321,26 @@ class Job:
             folder.close()
             raise
         return journal
+
+    def _fingerprint_input(self) -> None:
+        """A file source is identified by its fingerprint (as the CLI does), so a resume of
+        another file is refused before anything is sent; other sources row by row."""
+        source = self._source
+        if not isinstance(source, str | os.PathLike) or self._input_meta.get("fingerprint"):
+            return
+        path = os.fspath(source)
+        if path == "-" or not os.path.isfile(path):
+            return
+        self._input_meta.update(path=os.path.abspath(path), fingerprint=fingerprint(path))
+
+    def _check_same_input(self, journal: Journal) -> None:
+        journaled = (journal.meta().get("input") or {}).get("fingerprint")
+        given = self._input_meta.get("fingerprint")
+        if journaled and given and journaled != given:
+            raise ConfigError(
+                f"the input {self._input_name} is not the file this job started with (its "
+                "fingerprint differs); resume will not mix two inputs: start a new job"
+            )
 
     # -- the stages --------------------------------------------------------------------------
     async def _pipeline(
