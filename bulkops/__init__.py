@@ -13,32 +13,51 @@ Example::
 """
 
 from ._config import JobConfig, Secret
-from ._engine import Job, JobReport, Progress, run_job
-from ._errors import BulkOpsError, ConfigError, InputError
+from ._engine import Job, Mode, Progress, Source, run_job
+from ._errors import BulkOpsError, Category, ConfigError, InputError
 from ._models import Api, Operation
+from ._report import (
+    JobInfo,
+    JobReport,
+    JobStatus,
+    RateLimitReport,
+    RequestCounts,
+    RowCounts,
+    RunInfo,
+    Written,
+)
 from ._sources import RawRow, from_iterable, open_source, read_csv, read_jsonl
+from ._stats import Stop, StopReason
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __version__ = "0.1.0"
 
 __all__ = [
-    # models and configuration
     "DEFAULT_API_VERSION",
     "Api",
     "ApiVersion",
-    # exceptions
     "BulkOpsError",
+    "Category",
     "ConfigError",
     "InputError",
-    # running jobs
     "Job",
     "JobConfig",
+    "JobInfo",
     "JobReport",
+    "JobStatus",
+    "Mode",
     "Operation",
     "Progress",
-    # sources
+    "RateLimitReport",
     "RawRow",
+    "RequestCounts",
+    "RowCounts",
+    "RunInfo",
     "Secret",
+    "Source",
+    "Stop",
+    "StopReason",
+    "Written",
     "__version__",
     "from_iterable",
     "open_source",

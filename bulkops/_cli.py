@@ -13,7 +13,6 @@ import argparse
 import codecs
 import dataclasses
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -30,7 +29,8 @@ from ._checks import (
 )
 from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
-from ._engine import Job, JobReport, Mode
+from ._console import count_rows, drive
+from ._engine import Job, Mode
 from ._errors import ConfigError
 from ._failed_input import read_failed_file
 from ._jobdir import JobFolder
@@ -81,6 +81,22 @@ def _positive_int(value: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return n
+
+
+def _add_outage_argument(p: argparse.ArgumentParser) -> None:
+    default = _field_default("outage_timeout")
+    p.add_argument(
+        "--outage-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="when every request fails, wait this long for HubSpot (probing, spending no "
+        f"row's attempts) before stopping, resumable (default {default:g})",
+    )
+
+
+def _field_default(name: str) -> Any:
+    """JobConfig's default for a setting: the one default, shared by the CLI and the library."""
+    return next(f.default for f in dataclasses.fields(JobConfig) if f.name == name)
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -193,6 +209,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-attempts", type=int, default=6)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    _add_outage_argument(p)
     p.add_argument(
         "--no-preflight",
         action="store_true",
@@ -271,75 +288,13 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         concurrency=args.concurrency,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
+        outage_timeout=(
+            _field_default("outage_timeout") if args.outage_timeout is None else args.outage_timeout
+        ),
         preflight=not args.no_preflight,
         out_dir=args.out or default_out_dir(operation, args.object_type),
         journal=not args.no_journal,
     )
-
-
-def _count_rows(path: str) -> int | None:
-    """Rough row count for the ETA: newline count, less a CSV header."""
-    if path == "-" or not os.path.isfile(path):
-        return None
-    n = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            n += chunk.count(b"\n")
-    return max(0, n - 1) if path.lower().endswith((".csv", ".tsv")) else n
-
-
-async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = None) -> JobReport:
-    """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once."""
-    result: list[JobReport] = []
-    try:
-        await _drive(job, display, count_from, result)
-    except BaseExceptionGroup as group:
-        # One task failing (a ConfigError found when the job opens) cancels the others; show
-        # that error, not the group around it.
-        first = group.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
-    display(job.progress())
-    return result[0]
-
-
-async def _drive(
-    job: Job, display: ProgressDisplay, count_from: str | None, result: list[JobReport]
-) -> None:
-    async with anyio.create_task_group() as tg:
-
-        async def run() -> None:
-            result.append(await job.run())
-            tg.cancel_scope.cancel()
-
-        async def signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-                seen = 0
-                async for _ in received:
-                    seen += 1
-                    if seen == 1:
-                        print(
-                            "\nbulkops: stopping, waiting for requests in flight "
-                            "(press Ctrl-C again to stop at once)",
-                            file=sys.stderr,
-                        )
-                        job.stop()
-                    else:
-                        job.cancel()
-
-        async def show() -> None:
-            if count_from:
-                display.expected_rows = await anyio.to_thread.run_sync(
-                    _count_rows, count_from, abandon_on_cancel=True
-                )
-            while True:
-                display(job.progress())
-                await anyio.sleep(0.25)
-
-        tg.start_soon(run)
-        tg.start_soon(signals)
-        tg.start_soon(show)
 
 
 def _read_token(token_file: str | None) -> Secret:
@@ -398,7 +353,7 @@ def confirm_permanent_delete(input_path: str, *, stdin: TextIO, stderr: TextIO) 
             "add --yes to confirm, or use archive with --api-version "
             f"{DEFAULT_API_VERSION}, which HubSpot can restore for 90 days"
         )
-    rows = _count_rows(input_path)
+    rows = count_rows(input_path)
     what = f"about {rows} tickets" if rows is not None else f"the tickets listed in {input_path}"
     print(
         f"bulkops: batch-delete will PERMANENTLY delete {what} (v1 has no recycle bin). "
@@ -458,6 +413,15 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
         overrides["rate_limit"] = args.rate_limit
     if args.concurrency is not None:
         overrides["concurrency"] = args.concurrency
+    if args.outage_timeout is not None:
+        overrides["outage_timeout"] = args.outage_timeout
+    if args.id_property and args.id_property != config.id_property:
+        if config.id_property:
+            raise ConfigError(
+                f"this job's id property is {config.id_property!r}; --id-property cannot change it"
+            )
+        # Lets creates left AMBIGUOUS (or in flight) be settled by reading them back.
+        overrides["id_property"] = args.id_property
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return config, meta.get("input") or {}
@@ -594,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--rate-limit", type=_positive_int, help="override the job's limit")
         cmd.add_argument("--concurrency", type=int)
+        cmd.add_argument(
+            "--id-property",
+            help="a unique property to read creates back by, for a job that ran without one: "
+            "rows left AMBIGUOUS or in flight are then settled by reading them back",
+        )
+        _add_outage_argument(cmd)
         if name == "retry":
             cmd.add_argument("--no-preflight", action="store_true")
             cmd.add_argument(

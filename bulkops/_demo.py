@@ -19,6 +19,7 @@ import anyio
 import orjson
 
 from ._config import JobConfig, Secret
+from ._console import drive
 from ._engine import Job
 from ._models import Operation
 from ._progress import ProgressDisplay, format_summary
@@ -94,7 +95,6 @@ async def _demo(args: argparse.Namespace, out: Path, sample: Path, bad: int) -> 
         from ._sources import open_source
 
         job = Job(config, open_source(str(sample)), input_name=str(sample))
-        from ._cli import drive
 
         with ProgressDisplay(mode=args.progress, expected_rows=args.rows) as display:
             report = await drive(job, display)

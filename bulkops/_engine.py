@@ -248,6 +248,7 @@ class Job:
             reading_done=intake.exhausted if intake else False,
             stats=self.stats,
             limiter=self.limiter.stats(),
+            warnings=self._warnings(),
         )
         if journal is not None:
             earlier = [JobReport.from_json(r) for r in journal.runs()]
@@ -269,6 +270,16 @@ class Job:
             if self._folder is not None:
                 self._folder.close()  # the journal, then the lock, last
         return report
+
+    def _warnings(self) -> list[str]:
+        warnings = []
+        intake = self._intake
+        if intake is not None and intake.exhausted and intake.rows_read == 0:
+            warnings.append(f"the input {self._input_name} has no rows: nothing was sent")
+        if self.limiter.ignored_headers:
+            names = ", ".join(sorted(self.limiter.ignored_headers))
+            warnings.append(f"ignored rate-limit headers that made no sense: {names}")
+        return warnings
 
     def _transport_cm(self) -> Any:
         if self._transport is not None:

@@ -12,6 +12,8 @@ exception. Exceptions are for things that stop a record from being built or the 
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "AMBIGUOUS",
     "BATCH_REJECTED",
@@ -20,17 +22,30 @@ __all__ = [
     "RETRIES_EXHAUSTED",
     "UNACCOUNTED",
     "BulkOpsError",
+    "Category",
     "ConfigError",
     "InputError",
 ]
 
-# Categories bulkops adds to HubSpot's own (VALIDATION_ERROR, OBJECT_NOT_FOUND, CONFLICT, ...).
-INPUT_ERROR = "INPUT_ERROR"  # the row could not be parsed or lacks a field the operation needs
-PREFLIGHT = "PREFLIGHT_VALIDATION"  # rejected locally against the account's property schema
-AMBIGUOUS = "AMBIGUOUS"  # a create may or may not have happened; not resent to avoid a duplicate
-RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # transient failures (5xx, timeouts, resets) outlasted us
-BATCH_REJECTED = "BATCH_REJECTED"  # HubSpot refused the whole batch and isolation was not possible
-UNACCOUNTED = "UNACCOUNTED"  # HubSpot answered 2xx but never mentioned the record
+
+class Category(enum.StrEnum):
+    """The categories bulkops adds to HubSpot's own (VALIDATION_ERROR, OBJECT_NOT_FOUND,
+    CONFLICT, ...) in ``failed.jsonl``'s ``error.category``."""
+
+    INPUT_ERROR = "INPUT_ERROR"  # the row could not be parsed or lacks a field the operation needs
+    PREFLIGHT = "PREFLIGHT_VALIDATION"  # rejected locally against the account's property schema
+    AMBIGUOUS = "AMBIGUOUS"  # a create may or may not have happened; not resent (no duplicate)
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # transient failures (5xx, timeouts...) outlasted us
+    BATCH_REJECTED = "BATCH_REJECTED"  # HubSpot refused the whole batch; not isolated
+    UNACCOUNTED = "UNACCOUNTED"  # HubSpot answered 2xx but never mentioned the record
+
+
+INPUT_ERROR = Category.INPUT_ERROR
+PREFLIGHT = Category.PREFLIGHT
+AMBIGUOUS = Category.AMBIGUOUS
+RETRIES_EXHAUSTED = Category.RETRIES_EXHAUSTED
+BATCH_REJECTED = Category.BATCH_REJECTED
+UNACCOUNTED = Category.UNACCOUNTED
 
 
 class BulkOpsError(Exception):

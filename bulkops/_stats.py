@@ -119,4 +119,4 @@ class JobStats:
                 self.new_unknown += 1
         else:
             self.failed += 1
-            self.failed_by_category[outcome.category or "ERROR"] += 1
+            self.failed_by_category[str(outcome.category or "ERROR")] += 1

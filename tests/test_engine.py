@@ -376,3 +376,26 @@ async def test_resume_of_an_iterable_in_another_order_is_refused(tmp_path: Path)
     third = await Job(config(tmp_path), rows, mode=Mode.RESUME, transport=hub.transport).run()
     assert third.exit_code == 0 and hub.creates == 1000
     assert_accounted(tmp_path, 1000)
+
+
+async def test_an_empty_input_completes_with_a_warning(tmp_path: Path) -> None:
+    hub = MockHub()
+    report = await run_job(config(tmp_path), [], transport=hub.transport)
+    assert report.exit_code == 0 and report.rows.read == 0
+    assert report.warnings == ("the input <python iterable> has no rows: nothing was sent",)
+    assert_accounted(tmp_path, 0)
+
+
+async def test_nonsense_rate_limit_headers_are_ignored_and_said(tmp_path: Path) -> None:
+    hub = MockHub()
+    inner = hub.handle
+
+    def with_headers(request: HttpRequest) -> HttpResponse:
+        answer = inner(request)
+        headers = {**answer.headers, "X-HubSpot-RateLimit-Max": "\u00b2\u00b2"}
+        return HttpResponse(answer.status, headers, answer.body)
+
+    hub.transport._handler = with_headers
+    report = await run_job(config(tmp_path, rate_limit=None), tickets(150), transport=hub.transport)
+    assert_accounted(tmp_path, 150)
+    assert any("X-HubSpot-RateLimit-Max" in w for w in report.warnings)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 
 from bulkops.testing import (
     DEFAULT_FAKE_TOKEN,
@@ -49,16 +50,17 @@ def test_arguments_map_to_config() -> None:
     assert config_from_args(parse("--latency-ms", "200")).latency == (0.2, 0.2)
 
 
-async def test_server_process_prints_url_serves_and_stops_on_sigterm() -> None:
-    code = (
-        "import argparse, sys\n"
-        "from bulkops.testing import add_fake_server_arguments, run_fake_server_from_args\n"
-        "p = argparse.ArgumentParser(); add_fake_server_arguments(p)\n"
-        "sys.exit(run_fake_server_from_args(p.parse_args(sys.argv[1:])))\n"
-    )
+@pytest.mark.parametrize(
+    "command",
+    [("-m", "bulkops.testing"), ("-m", "bulkops", "fake-server")],
+    ids=["python -m bulkops.testing", "bulkops fake-server"],
+)
+async def test_server_process_prints_url_serves_and_stops_on_sigterm(
+    command: tuple[str, ...],
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, "--rate-limit", "7",
+        sys.executable, *command, "--rate-limit", "7",
         stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
     )  # fmt: skip
     try:
