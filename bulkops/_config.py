@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,21 @@ class JobConfig:
     journal: bool = True
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"{name} {why}")
-
         self._settle_api_version()
+        self._check_wire_values()
+        for name, allowed, why in _RANGES:
+            value = getattr(self, name)
+            if value is not None and not allowed(value):
+                raise ConfigError(f"{name} {why}")
+        if self.backoff_cap < self.backoff_base:
+            raise ConfigError("backoff_base must be <= backoff_cap")
+        if self.max_outstanding < self.batch_size:
+            raise ConfigError("max_outstanding must be at least batch_size")
+        problem = _operation_problem(self)
+        if problem:
+            raise ConfigError(problem)
+
+    def _check_wire_values(self) -> None:
         # These values reach the request line, headers and bodies: see _checks.
         check_token_text(self.token.reveal(), source="token")
         check_object_type(self.object_type)
@@ -152,43 +164,6 @@ class JobConfig:
             check_property_name(name, option="properties (--properties)")
         for name in self.properties_with_history:
             check_property_name(name, option="properties_with_history (--properties-with-history)")
-        if self.rate_limit is not None and self.rate_limit < 0:
-            raise bad("rate_limit", "must be >= 0 (0 = unlimited)")
-        if self.interval <= 0:
-            raise bad("interval", "must be > 0")
-        if not 1 <= self.batch_size <= 100:
-            raise bad("batch_size", "must be between 1 and 100 (HubSpot's batch limit)")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise bad("concurrency", "must be >= 1")
-        if self.max_attempts < 1:
-            raise bad("max_attempts", "must be >= 1")
-        if self.backoff_base < 0 or self.backoff_cap < self.backoff_base:
-            raise bad("backoff_base", "must be >= 0 and <= backoff_cap")
-        if self.timeout <= 0:
-            raise bad("timeout", "must be > 0")
-        for name in ("retry_after_cap", "throttled_timeout", "outage_timeout"):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be > 0 seconds")
-        if self.max_outstanding < self.batch_size:
-            raise bad("max_outstanding", "must be at least batch_size")
-        if self.daily_budget is not None and self.daily_budget < 1:
-            raise bad("daily_budget", "must be >= 1")
-        if self.daily_share is not None and not 0 < self.daily_share <= 1:
-            raise bad("daily_share", "must be in (0, 1]")
-        op = self.operation
-        if op is Operation.UPSERT and not self.id_property:
-            raise bad("id_property", "is required for upsert (the unique property to match on)")
-        if op is Operation.ARCHIVE and self.id_property and self.api is Api.V3:
-            raise bad("id_property", "is not supported by archive: HubSpot archives by record id")
-        if self.api is Api.V1:
-            if self.object_type not in ("tickets", "0-5"):
-                raise bad("api", "v1 supports tickets only")
-            if op is Operation.UPSERT:
-                raise bad("operation", "upsert does not exist in the v1 ticket API")
-            if self.id_property and op is not Operation.CREATE:
-                raise bad("id_property", "v1 addresses tickets by objectId only")
-        if op is not Operation.READ and (self.properties or self.properties_with_history):
-            raise bad("properties", "only apply to read")
 
     def _settle_api_version(self) -> None:
         # Two fields say one thing: ``api`` (the older, dialect-only choice) and ``api_version``.
@@ -219,6 +194,42 @@ class JobConfig:
     def max_batch(self) -> int:
         # HubSpot caps reads with property history at 50 inputs (hubspot-api.md section 2).
         return min(self.batch_size, 50) if self.properties_with_history else self.batch_size
+
+
+# (field, allowed when set, why not): the simple range checks, one table.
+_RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("rate_limit", lambda v: v >= 0, "must be >= 0 (0 = unlimited)"),
+    ("interval", lambda v: v > 0, "must be > 0"),
+    ("batch_size", lambda v: 1 <= v <= 100, "must be between 1 and 100 (HubSpot's batch limit)"),
+    ("concurrency", lambda v: v >= 1, "must be >= 1"),
+    ("max_attempts", lambda v: v >= 1, "must be >= 1"),
+    ("backoff_base", lambda v: v >= 0, "must be >= 0"),
+    ("timeout", lambda v: v > 0, "must be > 0"),
+    ("retry_after_cap", lambda v: v > 0, "must be > 0 seconds"),
+    ("throttled_timeout", lambda v: v > 0, "must be > 0 seconds"),
+    ("outage_timeout", lambda v: v > 0, "must be > 0 seconds"),
+    ("daily_budget", lambda v: v >= 1, "must be >= 1"),
+    ("daily_share", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+)
+
+
+def _operation_problem(config: JobConfig) -> str | None:
+    """What the operation, the API and the id property say together, or None."""
+    op, api, idp = config.operation, config.api, config.id_property
+    if op is Operation.UPSERT and not idp:
+        return "id_property is required for upsert (the unique property to match on)"
+    if op is Operation.ARCHIVE and idp and api is Api.V3:
+        return "id_property is not supported by archive: HubSpot archives by record id"
+    if api is Api.V1:
+        if config.object_type not in ("tickets", "0-5"):
+            return "api v1 supports tickets only"
+        if op is Operation.UPSERT:
+            return "operation upsert does not exist in the v1 ticket API"
+        if idp and op is not Operation.CREATE:
+            return "id_property: v1 addresses tickets by objectId only"
+    if op is not Operation.READ and (config.properties or config.properties_with_history):
+        return "properties only apply to read"
+    return None
 
 
 _META_SKIP = frozenset({"token", "out_dir"})

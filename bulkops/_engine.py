@@ -21,35 +21,30 @@ import enum
 import os
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 
 from ._channel import Channel, Waiting
 from ._config import JobConfig, config_to_meta
-from ._dialect import Dialect
-from ._dialect_v1 import V1Dialect
-from ._dialect_v3 import V3Dialect
 from ._errors import INPUT_ERROR, ConfigError
-from ._http import HttpRequest, Transport
-from ._intake import Intake, Resumed
-from ._jobdir import RETRY_DIR, JobFolder, check_writable
+from ._http import Transport
+from ._intake import Intake, Resumed, Source, rows_of
+from ._jobdir import RETRY_DIR, JobFolder, check_writable, identify_input, start_result_files
 from ._journal import Journal
 from ._limiter import RateLimiter
-from ._models import Api, Item, Operation, Outcome
-from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
+from ._models import Item, Outcome
 from ._preflight import PropertySchema
-from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, whole_job_report
-from ._results import FAILED, SUCCEEDED, ResultWriter
+from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, write_report
+from ._results import Committer, ResultWriter
 from ._scheduler import Scheduler
-from ._sources import RawRow, fingerprint, from_iterable, open_source
+from ._schema_read import read_schema
+from ._sources import RawRow
 from ._stats import JobStats, Stop, StopLatch, StopReason
-from ._transport import AiohttpTransport
-from ._worker import Dialects, Workers
+from ._transport import AiohttpTransport, Borrowed
+from ._worker import Workers, dialects_for
 
 __all__ = ["Job", "JobReport", "Mode", "Progress", "Source", "run_job"]
 
@@ -61,15 +56,6 @@ class Mode(enum.StrEnum):
     NEW = "new"  # start a job (refusing an out_dir that already holds one)
     RESUME = "resume"  # continue the job journaled in out_dir; the source is its input again
     RETRY = "retry"  # re-run the rows of the source (a job's failed records), update results
-
-
-Source = (
-    str
-    | os.PathLike[str]
-    | AsyncIterable[RawRow]
-    | Iterable[Mapping[str, Any]]
-    | AsyncIterable[Mapping[str, Any]]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +177,7 @@ class Job:
                 channel = self._channel = self._make_channel(transport)
                 schema = None
                 if config.preflight or config.id_property:
-                    schema = await self._read_schema(channel)
+                    schema = await read_schema(channel, config, self.latch, self._rng)
                 if not self.latch.is_set:
                     await self._pipeline(channel, writer, journal, schema)
             status = JobStatus.STOPPED if self.latch.is_set else JobStatus.COMPLETE
@@ -250,25 +236,17 @@ class Job:
             limiter=self.limiter.stats(),
             warnings=self._warnings(),
         )
-        if journal is not None:
-            earlier = [JobReport.from_json(r) for r in journal.runs()]
-            journal.add_run(report.to_json())
-            report = whole_job_report(
-                report,
-                earlier,
-                journal.counts(),
-                mode=self.mode.value,
-                skipped=intake.skipped if intake else 0,
-            )
+        folder = self._folder
         try:
-            if self._folder is not None:
-                self._folder.finish()  # a retry: its rows settle, the result files are rebuilt
-            (config.out_dir / "report.json").write_bytes(
-                orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2)
-            )
+            if folder is not None:
+                # The whole job's report (every run summed), and a retry's rows settled.
+                report = folder.close_run(
+                    report, mode=self.mode.value, skipped=intake.skipped if intake else 0
+                )
+            write_report(config.out_dir, report)
         finally:
-            if self._folder is not None:
-                self._folder.close()  # the journal, then the lock, last
+            if folder is not None:
+                folder.close()  # the journal, then the lock, last
         return report
 
     def _warnings(self) -> list[str]:
@@ -283,7 +261,7 @@ class Job:
 
     def _transport_cm(self) -> Any:
         if self._transport is not None:
-            return _Borrowed(self._transport)
+            return Borrowed(self._transport)
         config = self.config
         return AiohttpTransport(
             config.base_url, config.token, max_connections=max(config.concurrency or 0, 256)
@@ -298,7 +276,7 @@ class Job:
             self.latch,
             retry=config.retry,
             timeout=config.timeout,
-            probe_path=_properties_path(config),
+            probe_path=config.api_version.properties_path(config.object_type),
             daily_budget=config.daily_budget,
             daily_share=config.daily_share,
             rng=self._rng,
@@ -308,50 +286,17 @@ class Job:
         config = self.config
         if not config.journal:
             check_writable(config.out_dir)
-            _truncate_results(config.out_dir)
+            start_result_files(config.out_dir)
             return None
-        self._fingerprint_input()
+        input_meta = identify_input(self._source, self._input_meta)
+        self._input_meta = input_meta
         meta = None
         if self.mode is Mode.NEW:
-            meta = {"config": config_to_meta(config), "input": self._input_meta}
-        # Locks the folder (another process on it fails fast, naming its PID) and checks the
-        # journal before anything rewrites the result files from it.
-        folder = self._folder = JobFolder(config.out_dir)
-        journal = folder.open(self.mode.value, meta=meta)
-        try:
-            if self.mode is Mode.NEW:
-                # A new job, or one that stopped before its first write (nothing to lose).
-                _truncate_results(config.out_dir)
-            elif self.mode is Mode.RESUME:
-                self._check_same_input(journal)
-                # The files start with every row finished before: rebuilt from the journal.
-                folder.rebuild_result_files(journal)
-            else:
-                _truncate_results(config.out_dir / RETRY_DIR)
-        except BaseException:
-            folder.close()
-            raise
-        return journal
-
-    def _fingerprint_input(self) -> None:
-        """A file source is identified by its fingerprint (as the CLI does), so a resume of
-        another file is refused before anything is sent; other sources row by row."""
-        source = self._source
-        if not isinstance(source, str | os.PathLike) or self._input_meta.get("fingerprint"):
-            return
-        path = os.fspath(source)
-        if path == "-" or not os.path.isfile(path):
-            return
-        self._input_meta.update(path=os.path.abspath(path), fingerprint=fingerprint(path))
-
-    def _check_same_input(self, journal: Journal) -> None:
-        journaled = (journal.meta().get("input") or {}).get("fingerprint")
-        given = self._input_meta.get("fingerprint")
-        if journaled and given and journaled != given:
-            raise ConfigError(
-                f"the input {self._input_name} is not the file this job started with (its "
-                "fingerprint differs); resume will not mix two inputs: start a new job"
-            )
+            meta = {"config": config_to_meta(config), "input": input_meta}
+        self._folder = JobFolder(config.out_dir)
+        return self._folder.open_for_run(
+            self.mode.value, meta=meta, input_meta=input_meta, input_name=self._input_name
+        )
 
     # -- the stages --------------------------------------------------------------------------
     async def _pipeline(
@@ -362,7 +307,7 @@ class Job:
         schema: PropertySchema | None,
     ) -> None:
         config, stats, scheduler = self.config, self.stats, self.scheduler
-        committer = _Committer(journal, writer)
+        committer = Committer(journal, writer)
 
         def settle(outcome: Outcome) -> None:
             writer.record(outcome)
@@ -389,7 +334,7 @@ class Job:
             )
         intake = self._intake = Intake(
             config,
-            _as_rows(self._source),
+            rows_of(self._source),
             scheduler=scheduler,
             settle=settle,
             settle_unparsed=settle_unparsed,
@@ -402,7 +347,7 @@ class Job:
         workers = Workers(
             channel=channel,
             scheduler=scheduler,
-            dialects=_dialects(config),
+            dialects=dialects_for(config),
             settle=settle,
             stats=stats,
             latch=self.latch,
@@ -428,99 +373,6 @@ class Job:
                 await workers.wait_idle()
             tg.cancel_scope.cancel()
 
-    async def _read_schema(self, channel: Channel) -> PropertySchema | None:
-        """Read the object's properties once; also where a bad token or URL shows first."""
-        config = self.config
-        request = HttpRequest("GET", _properties_path(config))
-        attempt = 0
-        while True:
-            answer = await channel.call(request, "schema")
-            if answer is None:
-                return None
-            ctx = Context(
-                operation=config.operation,
-                retry=config.retry,
-                answered_before=channel.answered,
-                hubspot_seen=channel.hubspot_seen,
-                in_outage=channel.in_outage,
-                host=channel.host,
-                rng=self._rng,
-            )
-            verdict = decide_schema(answer, attempt + 1, ctx, what=repr(config.object_type))
-            if isinstance(verdict, SchemaBody):
-                try:
-                    schema = PropertySchema.from_hubspot(
-                        verdict.body,
-                        object_type=config.object_type,
-                        legacy_v1=config.api is Api.V1,
-                    )
-                except ValueError as exc:
-                    self.latch.set(
-                        Stop(
-                            StopReason.NOT_HUBSPOT,
-                            f"this does not look like HubSpot: {channel.host} answered the "
-                            f"properties read with JSON of another shape ({exc})",
-                        )
-                    )
-                    return None
-                problem = _id_property_problem(config, schema)
-                if problem:
-                    self.latch.set(Stop(StopReason.CONFIG, problem))
-                    return None
-                return schema
-            if verdict is None:
-                return None  # the schema could not be had; HubSpot validates on its side
-            if isinstance(verdict, Halt):
-                self.latch.set(verdict.stop)
-                return None
-            if isinstance(verdict, Throttle):
-                await anyio.sleep(channel.throttle(verdict.policy, verdict.retry_after))
-            elif isinstance(verdict, Wait):  # pragma: no branch
-                attempt += verdict.charge
-                await anyio.sleep(verdict.delay)
-
-
-class _Committer:
-    """Commits finished outcomes 20 ms after the first one since the last commit, and writes
-    the result files with a commit at least every second: at HubSpot's pace that is every
-    batch; in a fast job it folds many batches into one transaction. A crash loses at most
-    the batches in flight and 20 ms of finished ones, which a resume redoes safely (creates
-    among them are marked sent and read back)."""
-
-    def __init__(self, journal: Journal | None, writer: ResultWriter) -> None:
-        self._journal = journal
-        self._writer = writer
-        self._dirty = anyio.Event()
-        self._flushed = 0.0
-
-    def dirty(self) -> None:
-        self._dirty.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            await anyio.sleep(_COMMIT_EVERY_S)
-            self._dirty = anyio.Event()
-            if self._journal is not None:
-                self._journal.commit()
-            now = time.monotonic()
-            if now - self._flushed >= _FLUSH_FILES_EVERY_S:
-                self._flushed = now
-                self._writer.flush()
-
-
-class _Borrowed:
-    """A caller's transport: used, not opened or closed."""
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-
-    async def __aenter__(self) -> Transport:
-        return self._transport
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
 
 def _single(exc: Exception) -> Exception:
     while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
@@ -542,83 +394,6 @@ def _host_of(base_url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(base_url).netloc.rpartition("@")[2]
-
-
-def _truncate_results(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in (SUCCEEDED, FAILED):
-        (folder / name).write_bytes(b"")
-
-
-def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | None:
-    idp = config.id_property
-    if not idp:
-        return None
-    if not schema.has(idp):
-        return f"the id property {idp!r} does not exist on {config.object_type}"
-    email_on_contacts = idp == "email" and config.object_type in ("contacts", "0-1")
-    if not schema.is_unique(idp) and not email_on_contacts:
-        return (
-            f"the id property {idp!r} of {config.object_type} does not have unique values "
-            "(hasUniqueValue is false); HubSpot only matches records on unique properties"
-        )
-    return None
-
-
-def _properties_path(config: JobConfig) -> str:
-    return config.api_version.properties_path(config.object_type)
-
-
-def _dialects(config: JobConfig) -> Dialects:
-    write: Dialect
-    if config.api is Api.V1:
-        write = V1Dialect(
-            config.operation, id_property=config.id_property, properties=config.properties
-        )
-    else:
-        write = V3Dialect(
-            config.operation,
-            config.object_type,
-            id_property=config.id_property,
-            properties=config.properties,
-            version=config.api_version,
-            properties_with_history=config.properties_with_history,
-            archived=config.archived,
-        )
-    read_back = None
-    if config.operation is Operation.CREATE and config.id_property:
-        # Creates with a unique property are settled by a read on it in the job's version (v1
-        # tickets are the same records, and a v1 version reads through v3, so this serves the
-        # v1 dialect too).
-        object_type = "tickets" if config.api is Api.V1 else config.object_type
-        read_back = V3Dialect(
-            Operation.READ,
-            object_type,
-            version=config.api_version,
-            id_property=config.id_property,
-            properties=[config.id_property],
-        )
-    return Dialects(write, read_back)
-
-
-def _as_rows(source: Source) -> AsyncIterable[RawRow]:
-    if isinstance(source, str | os.PathLike):
-        return open_source(os.fspath(source))
-    if isinstance(source, AsyncIterable):
-        return _raw_or_mapping(source)
-    return from_iterable(source)
-
-
-async def _raw_or_mapping(source: AsyncIterable[Any]) -> AsyncIterator[RawRow]:
-    row = 0
-    async for x in source:
-        row += 1
-        if isinstance(x, RawRow):
-            yield x
-        elif isinstance(x, Mapping):
-            yield RawRow(row, row, dict(x))
-        else:
-            yield RawRow(row, row, None, f"record {row}: not a mapping ({type(x).__name__})")
 
 
 async def run_job(

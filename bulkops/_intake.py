@@ -8,7 +8,8 @@ or, without an id property to read it by, failed AMBIGUOUS: never created twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable, Iterator, Mapping
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,10 @@ from ._models import Item, Operation, Outcome, Phase
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
 from ._scheduler import Scheduler
-from ._sources import RawRow
+from ._sources import RawRow, from_iterable, open_source
 from ._stats import Stop, StopLatch, StopReason
 
-__all__ = ["Intake", "Resumed"]
+__all__ = ["Intake", "Resumed", "Source", "rows_of"]
 
 IN_FLIGHT_AMBIGUOUS = (
     "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
@@ -76,6 +77,14 @@ class _Finished:
         return self._next[1] if self._next is not None and self._next[0] == row else None
 
 
+class _Refused(Exception):
+    """The input cannot be the job's: the intake stops with this."""
+
+    def __init__(self, stop: Stop) -> None:
+        super().__init__(stop.message)
+        self.stop = stop
+
+
 class Intake:
     def __init__(
         self,
@@ -99,82 +108,41 @@ class Intake:
         self._settle_unparsed = settle_unparsed
         self._latch = latch
         self._schema = schema
-        self._resumed = resumed
         self._digests = digests
+        self._normalize = Normalizer(
+            config.operation,
+            api=config.api,
+            id_property=config.id_property,
+            empty_clears=config.empty_clears,
+        )
+        self._creating = config.operation is Operation.CREATE
+        self._validate = (
+            schema.validate
+            if schema is not None and config.preflight and config.operation in _VALIDATED
+            else None
+        )
+        self._finished = _Finished(resumed.finished if resumed else None)
+        self._in_flight = _Cursor(resumed.in_flight if resumed and self._creating else None)
         self.rows_read = 0
         self.skipped = 0
         self.reading_done = False  # no more rows will come (read to the end, or stopped)
         self.exhausted = False  # read to the end
 
     async def run(self) -> None:
-        config = self._config
-        normalize = Normalizer(
-            config.operation,
-            api=config.api,
-            id_property=config.id_property,
-            empty_clears=config.empty_clears,
-        )
-        creating = config.operation is Operation.CREATE
-        validate = None
-        if self._schema is not None and config.preflight and config.operation in _VALIDATED:
-            validate = self._schema.validate
-        resumed = self._resumed
-        finished = _Finished(resumed.finished if resumed else None)
-        in_flight = _Cursor(resumed.in_flight if resumed and creating else None)
         rows = self._rows
-        scheduler = self._scheduler
-        header_checked = False
         try:
             async for raw in rows:
-                if not header_checked:
-                    header_checked = True
-                    problem = self._header_problem(rows)
-                    if problem is not None:
-                        # A mistake in the header is one error, before the first write.
-                        self._latch.set(Stop(StopReason.INPUT, problem))
-                        break
+                if self.rows_read == 0 and (problem := self._header_problem(rows)):
+                    # A mistake in the header is one error, before the first write.
+                    self._latch.set(Stop(StopReason.INPUT, problem))
+                    break
                 self.rows_read += 1
-                digest = row_digest(raw.data, None) if self._digests and raw.data else b""
-                done = finished.digest(raw.row)
-                if done is not None:
-                    if done and digest and done != digest:
-                        self._latch.set(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
-                        break
-                    self.skipped += 1
-                    continue
-                if raw.data is None:
-                    self._settle_unparsed(raw)
-                    continue
                 try:
-                    item = normalize(raw.row, raw.data)
-                except InputError as exc:
-                    self._fail(
-                        Item(raw.row, raw.data, {}),
-                        INPUT_ERROR,
-                        str(exc),
-                        {"property": exc.field} if exc.field else {},
-                    )
-                    continue
-                if validate is not None:
-                    errors = validate(item.properties, creating=creating)
-                    if errors:
-                        extra: dict[str, Any] = {
-                            "properties": [e.property for e in errors],
-                            "codes": [e.code for e in errors],
-                        }
-                        self._fail(item, PREFLIGHT, "; ".join(e.message for e in errors), extra)
-                        continue
-                item.digest = digest
-                phase = Phase.WRITE
-                if in_flight.has(raw.row):
-                    # Sent before the stop with no outcome: it may exist in HubSpot.
-                    item.maybe_written = True
-                    item.attempts = 1
-                    if not config.id_property:
-                        self._fail(item, AMBIGUOUS, IN_FLIGHT_AMBIGUOUS, {})
-                        continue
-                    phase = Phase.VERIFY
-                if not await scheduler.put(item, phase=phase):
+                    taken = self._take(raw)
+                except _Refused as refused:
+                    self._latch.set(refused.stop)
+                    break
+                if taken is not None and not await self._scheduler.put(taken[0], phase=taken[1]):
                     break
             else:
                 self.exhausted = True
@@ -183,11 +151,58 @@ class Intake:
             self._latch.set(Stop(StopReason.INPUT, str(exc)))
         finally:
             self.reading_done = True
-            scheduler.close_intake()
+            self._scheduler.close_intake()
             aclose = getattr(rows, "aclose", None)
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+    def _take(self, raw: RawRow) -> tuple[Item, Phase] | None:
+        """The item to schedule for this row, and its phase; None when the row ends here
+        (finished before, unreadable, invalid, or a create that may exist without a way to
+        check)."""
+        digest = row_digest(raw.data, None) if self._digests and raw.data else b""
+        done = self._finished.digest(raw.row)
+        if done is not None:
+            if done and digest and done != digest:
+                raise _Refused(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
+            self.skipped += 1
+            return None
+        if raw.data is None:
+            self._settle_unparsed(raw)
+            return None
+        item = self._checked_item(raw.row, raw.data)
+        if item is None:
+            return None
+        item.digest = digest
+        if not self._in_flight.has(raw.row):
+            return item, Phase.WRITE
+        # Sent before the stop with no outcome: it may exist in HubSpot.
+        item.maybe_written = True
+        item.attempts = 1
+        if not self._config.id_property:
+            self._fail(item, AMBIGUOUS, IN_FLIGHT_AMBIGUOUS, {})
+            return None
+        return item, Phase.VERIFY
+
+    def _checked_item(self, row: int, data: dict[str, Any]) -> Item | None:
+        """The row normalised and pre-flighted, or None when it failed (its outcome settled)."""
+        try:
+            item = self._normalize(row, data)
+        except InputError as exc:
+            extra = {"property": exc.field} if exc.field else {}
+            self._fail(Item(row, data, {}), INPUT_ERROR, str(exc), extra)
+            return None
+        if self._validate is not None:
+            errors = self._validate(item.properties, creating=self._creating)
+            if errors:
+                extra2: dict[str, Any] = {
+                    "properties": [e.property for e in errors],
+                    "codes": [e.code for e in errors],
+                }
+                self._fail(item, PREFLIGHT, "; ".join(e.message for e in errors), extra2)
+                return None
+        return item
 
     def _header_problem(self, rows: AsyncIterable[RawRow]) -> str | None:
         header = getattr(rows, "header", None)
@@ -215,3 +230,33 @@ def _not_the_same_input(row: int) -> str:
 
 
 _VALIDATED = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})
+
+
+Source = (
+    str
+    | os.PathLike[str]
+    | AsyncIterable[RawRow]
+    | Iterable[Mapping[str, Any]]
+    | AsyncIterable[Mapping[str, Any]]
+)
+
+
+def rows_of(source: Source) -> AsyncIterable[RawRow]:
+    """Any source as a stream of numbered raw rows."""
+    if isinstance(source, str | os.PathLike):
+        return open_source(os.fspath(source))
+    if isinstance(source, AsyncIterable):
+        return _raw_or_mapping(source)
+    return from_iterable(source)
+
+
+async def _raw_or_mapping(source: AsyncIterable[Any]) -> AsyncIterator[RawRow]:
+    row = 0
+    async for x in source:
+        row += 1
+        if isinstance(x, RawRow):
+            yield x
+        elif isinstance(x, Mapping):
+            yield RawRow(row, row, dict(x))
+        else:
+            yield RawRow(row, row, None, f"record {row}: not a mapping ({type(x).__name__})")

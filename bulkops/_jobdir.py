@@ -32,10 +32,19 @@ from ._errors import ConfigError
 from ._failed_input import RowSet, read_failed_file, stored_lines
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import FolderLock
+from ._report import JobReport, whole_job_report
 from ._results import FAILED, SUCCEEDED
-from ._sources import RawRow
+from ._sources import RawRow, fingerprint
 
-__all__ = ["RETRY_DIR", "RETRY_INPUT", "JobFolder", "check_writable", "rebuild_result_files"]
+__all__ = [
+    "RETRY_DIR",
+    "RETRY_INPUT",
+    "JobFolder",
+    "check_writable",
+    "identify_input",
+    "rebuild_result_files",
+    "start_result_files",
+]
 
 RETRY_DIR = ".retry"  # the retry's scratch result files and the copy of its input
 RETRY_INPUT = "input.jsonl"
@@ -149,6 +158,31 @@ class JobFolder:
         journal.reset(meta)  # it stopped before its first write: nothing to lose
         return journal
 
+    def open_for_run(
+        self,
+        mode: str,
+        *,
+        meta: Mapping[str, Any] | None,
+        input_meta: Mapping[str, Any],
+        input_name: str,
+    ) -> Journal:
+        """:meth:`open`, then the result files as the run starts them: empty for a new job
+        (or one that stopped before its first write), rebuilt from the journal for a resumed
+        one (after checking it is given the same input), and a retry's own scratch files."""
+        journal = self.open(mode, meta=meta)
+        try:
+            if mode == "new":
+                start_result_files(self.path)
+            elif mode == "resume":
+                _check_same_input(journal, input_meta, input_name)
+                self.rebuild_result_files(journal)
+            else:
+                start_result_files(self.path / RETRY_DIR)
+        except BaseException:
+            self.close()
+            raise
+        return journal
+
     # -- the retry's input -------------------------------------------------------------------
     @property
     def retry_pending(self) -> bool:
@@ -234,6 +268,19 @@ class JobFolder:
             raise RuntimeError(f"{self.path} is not open")
         rebuild_result_files(journal, self.path)
 
+    def close_run(self, report: JobReport, *, mode: str, skipped: int) -> JobReport:
+        """Journal this run's report and return the whole job's (every run summed, the row
+        counts after the last commit, so it equals the result files); then :meth:`finish`."""
+        journal = self._journal
+        if journal is None:
+            raise RuntimeError(f"{self.path} is not open")
+        journal.commit()
+        earlier = [JobReport.from_json(r) for r in journal.runs()]
+        journal.add_run(report.to_json())
+        whole = whole_job_report(report, earlier, journal.counts(), mode=mode, skipped=skipped)
+        self.finish()
+        return whole
+
     def finish(self) -> None:
         """End the run's work on the folder: a retry's rows settle (see the module docstring).
         Call it however the run ended; a run that is killed instead leaves the copy behind."""
@@ -249,6 +296,36 @@ class JobFolder:
         finally:
             self.mode = None
             self._lock.release()
+
+
+def start_result_files(folder: Path) -> None:
+    """Empty result files for a run that starts with none."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (SUCCEEDED, FAILED):
+        (folder / name).write_bytes(b"")
+
+
+def identify_input(source: object, input_meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The input's description for the journal. A file is identified by its fingerprint (as
+    the CLI does), so a resume of another file is refused before anything is sent; other
+    sources are checked row by row (``_intake``)."""
+    meta = dict(input_meta)
+    if not isinstance(source, str | os.PathLike) or meta.get("fingerprint"):
+        return meta
+    path = os.fspath(source)
+    if path != "-" and os.path.isfile(path):
+        meta.update(path=os.path.abspath(path), fingerprint=fingerprint(path))
+    return meta
+
+
+def _check_same_input(journal: Journal, input_meta: Mapping[str, Any], input_name: str) -> None:
+    journaled = (journal.meta().get("input") or {}).get("fingerprint")
+    given = input_meta.get("fingerprint")
+    if journaled and given and journaled != given:
+        raise ConfigError(
+            f"the input {input_name} is not the file this job started with (its fingerprint "
+            "differs); resume will not mix two inputs: start a new job"
+        )
 
 
 def rebuild_result_files(journal: Journal, out_dir: Path) -> None:

@@ -157,8 +157,7 @@ def format_summary(report: JobReport) -> str:
             else ""
         )
     )
-    for warning in report.warnings:
-        lines.append(f"  warning: {warning}")
+    lines.extend(f"  warning: {warning}" for warning in report.warnings)
     if report.stop:
         lines.append(f"  stopped: {report.stop.message}")
     lines.append(f"  results: {job.out_dir}/(succeeded|failed).jsonl, report.json")

@@ -8,11 +8,15 @@ whole job, counted after the last commit, so it always equals the result files).
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ._limiter import LimiterStats
 from ._stats import JobStats, Stop, StopReason
@@ -28,6 +32,7 @@ __all__ = [
     "Written",
     "run_report",
     "whole_job_report",
+    "write_report",
 ]
 
 REPORT_VERSION = 2
@@ -310,6 +315,13 @@ def whole_job_report(
             skipped_finished_rows=skipped,
         ),
     )
+
+
+def write_report(out_dir: Path, report: JobReport) -> None:
+    """``report.json``, replaced atomically: a reader never sees half of one."""
+    tmp = out_dir / ".report.json.tmp"
+    tmp.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+    os.replace(tmp, out_dir / "report.json")
 
 
 def iso_time(t: float) -> str:

@@ -17,7 +17,14 @@ import orjson
 from ._config import Secret
 from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
 
-__all__ = ["AiohttpTransport", "HttpRequest", "HttpResponse", "Transport", "TransportFailure"]
+__all__ = [
+    "AiohttpTransport",
+    "Borrowed",
+    "HttpRequest",
+    "HttpResponse",
+    "Transport",
+    "TransportFailure",
+]
 
 _USER_AGENT = "bulkops/0.1 (+https://github.com/bulkops/bulkops)"
 
@@ -96,3 +103,16 @@ class AiohttpTransport:
             raise TransportFailure(
                 "reset", f"connection to {self.host} broke: {type(exc).__name__}", maybe_sent=True
             ) from None
+
+
+class Borrowed:
+    """A caller's transport: used, not opened or closed."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def __aenter__(self) -> Transport:
+        return self._transport
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None

@@ -16,15 +16,18 @@ import anyio
 import anyio.abc
 
 from ._channel import Channel
+from ._config import JobConfig
 from ._dialect import Dialect
+from ._dialect_v1 import V1Dialect
+from ._dialect_v3 import V3Dialect
 from ._journal import Journal
-from ._models import Batch, Item, Operation, Outcome, Phase
+from ._models import Api, Batch, Item, Operation, Outcome, Phase
 from ._policy import Context, Halt, Resend, Retry, Settle, Split, Throttle, Verdict, decide
 from ._retry import RetryPolicy
 from ._scheduler import Scheduler
 from ._stats import JobStats, StopLatch
 
-__all__ = ["Dialects", "Workers"]
+__all__ = ["Dialects", "Workers", "dialects_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,39 @@ class Dialects:
                 raise AssertionError("a read-back batch in a job that cannot read back")
             return self.read_back
         return self.write
+
+
+def dialects_for(config: JobConfig) -> Dialects:
+    """The job's write dialect, and the read dialect for creates with an id property."""
+    write: Dialect
+    if config.api is Api.V1:
+        write = V1Dialect(
+            config.operation, id_property=config.id_property, properties=config.properties
+        )
+    else:
+        write = V3Dialect(
+            config.operation,
+            config.object_type,
+            id_property=config.id_property,
+            properties=config.properties,
+            version=config.api_version,
+            properties_with_history=config.properties_with_history,
+            archived=config.archived,
+        )
+    read_back = None
+    if config.operation is Operation.CREATE and config.id_property:
+        # Creates with a unique property are settled by a read on it in the job's version (v1
+        # tickets are the same records, and a v1 version reads through v3, so this serves the
+        # v1 dialect too).
+        object_type = "tickets" if config.api is Api.V1 else config.object_type
+        read_back = V3Dialect(
+            Operation.READ,
+            object_type,
+            version=config.api_version,
+            id_property=config.id_property,
+            properties=[config.id_property],
+        )
+    return Dialects(write, read_back)
 
 
 class Workers:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from bulkops import Job, JobConfig, Operation, Secret
-from bulkops._engine import RESUME
+from bulkops import Job, JobConfig, Mode, Operation, Secret
 from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 
 ROWS = [
@@ -40,10 +39,10 @@ async def main() -> None:
 
             tg.start_soon(stop_soon)
             first = await job.run()
-        print("first run:", first.data["status"], first.data["rows"])
+        print("first run:", first.status, first.rows)
 
-        second = await Job(config, ROWS, mode=RESUME).run()
-        print("resumed:  ", second.data["status"], second.data["rows"])
+        second = await Job(config, ROWS, mode=Mode.RESUME).run()
+        print("resumed:  ", second.status, second.rows)
         print("tickets in HubSpot:", len(fake.records("tickets")))
 
 

@@ -34,7 +34,7 @@ async def main() -> None:
         )
         report = await run_job(config, rows)
     print(report.to_json()["rows"])
-    print("requests spent isolating:", report.to_json()["requests"]["isolation"])
+    print("requests spent isolating:", report.requests.by_kind.get("isolation", 0))
     for line in (out / "failed.jsonl").read_bytes().splitlines():
         failed = orjson.loads(line)
         print(failed["row"], failed["error"]["message"])

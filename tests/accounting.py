@@ -16,7 +16,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in f if line.strip()]
 
 
-def assert_accounted(out_dir: Path, rows: int) -> tuple[dict[int, dict], dict[int, dict]]:
+def assert_accounted(
+    out_dir: Path, rows: int
+) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
     """Returns (succeeded by row, failed by row) after checking the invariant."""
     ok = read_jsonl(out_dir / "succeeded.jsonl")
     bad = read_jsonl(out_dir / "failed.jsonl")

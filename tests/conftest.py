@@ -19,4 +19,4 @@ class _ClientResponseWithWriter(ClientResponse):
         super().__init__(*args, **kwargs)
 
 
-aioresponses.core.ClientResponse = _ClientResponseWithWriter  # type: ignore[misc]
+aioresponses.core.ClientResponse = _ClientResponseWithWriter  # type: ignore[attr-defined]

@@ -291,7 +291,7 @@ async def test_retry_reruns_fixed_failed_rows(tmp_path):
         assert again.returncode == 0, again.stderr.decode()
         ok, bad = assert_accounted(out, 400)
         assert not bad
-        assert fake.record("tickets", ok[150]["id"])["properties"]["hs_ticket_priority"] == "HIGH"
+        assert fake.stored("tickets", ok[150]["id"])["properties"]["hs_ticket_priority"] == "HIGH"
         assert len(fake.records("tickets")) == 400
 
 

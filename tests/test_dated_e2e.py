@@ -65,7 +65,7 @@ async def test_create(fake, tmp_path, version):
     await run_job(cfg, rows)
     ok, bad = assert_accounted(tmp_path, 150)
     assert not bad
-    assert fake.record("tickets", ok[7]["id"])["properties"]["subject"] == "Ticket 7"
+    assert fake.stored("tickets", ok[7]["id"])["properties"]["subject"] == "Ticket 7"
     assert fake.stats.paths == Counter({schema(version): 1, objects(version, "create"): 2})
 
 
@@ -78,7 +78,7 @@ async def test_update(fake, tmp_path, version):
     )
     _, bad = assert_accounted(tmp_path, 120)
     assert not bad
-    assert fake.record("tickets", ids[0])["properties"]["content"] == f"c{ids[0]}"
+    assert fake.stored("tickets", ids[0])["properties"]["content"] == f"c{ids[0]}"
     assert fake.stats.paths == Counter({schema(version): 1, objects(version, "update"): 2})
 
 

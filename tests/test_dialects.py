@@ -4,6 +4,7 @@ record id or unique value, never by position."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import orjson
 import pytest
@@ -316,7 +317,7 @@ def test_v3_dialect_404_names_the_flags_to_check() -> None:
 def test_association_types_with_or_without_a_category_are_sent_with_one(version: str) -> None:
     from bulkops._normalize import Normalizer
 
-    record = {
+    record: dict[str, Any] = {
         "properties": {"subject": "x"},
         "associations": [
             {"to": {"id": "7"}, "types": [{"associationTypeId": 16}]},

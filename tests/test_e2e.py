@@ -69,7 +69,7 @@ async def test_create_without_echoed_trace_ids_still_maps_rows(tmp_path):
         ok, bad = assert_accounted(tmp_path, 300)
         assert not bad
         for row, line in ok.items():
-            assert fake.record("tickets", line["id"])["properties"]["subject"] == f"Ticket {row}"
+            assert fake.stored("tickets", line["id"])["properties"]["subject"] == f"Ticket {row}"
 
 
 async def test_update_by_id_reports_missing_records(fake, tmp_path):
@@ -80,7 +80,7 @@ async def test_update_by_id_reports_missing_records(fake, tmp_path):
     _ok, bad = assert_accounted(tmp_path, 152)
     assert {b["error"]["category"] for b in bad.values()} == {"OBJECT_NOT_FOUND"}
     assert sorted(bad) == [151, 152]
-    assert all(fake.record("tickets", i)["properties"]["content"] == f"updated {i}" for i in ids)
+    assert all(fake.stored("tickets", i)["properties"]["content"] == f"updated {i}" for i in ids)
     assert report.exit_code == 1
 
 
@@ -91,7 +91,7 @@ async def test_update_by_unique_property(fake, tmp_path):
     ok, bad = assert_accounted(tmp_path, 50)
     assert not bad
     for row, line in ok.items():
-        assert fake.record("tickets", line["id"])["properties"]["content"] == f"c{row}"
+        assert fake.stored("tickets", line["id"])["properties"]["content"] == f"c{row}"
 
 
 async def test_upsert_says_new_or_updated(fake, tmp_path):
@@ -200,7 +200,7 @@ async def test_v1_dialect_isolates_poison_rows(fake, tmp_path):
     assert all("hs_pipeline_stage" in b["error"]["message"] for b in bad.values())
     assert len(fake.records("tickets")) == 996
     for row, line in ok.items():
-        assert fake.record("tickets", line["id"])["properties"]["subject"] == f"Ticket {row}"
+        assert fake.stored("tickets", line["id"])["properties"]["subject"] == f"Ticket {row}"
     assert 0 < report.requests.by_kind.get("isolation", 0) <= 60
 
 
@@ -210,7 +210,7 @@ async def test_v1_update_read_delete(fake, tmp_path):
     await run_job(config(fake, tmp_path / "u", Operation.UPDATE, api=Api.V1), rows)
     _, bad = assert_accounted(tmp_path / "u", 41)
     assert list(bad) == [41]
-    assert fake.record("tickets", ids[0])["properties"]["content"] == "v1"
+    assert fake.stored("tickets", ids[0])["properties"]["content"] == "v1"
 
     await run_job(
         config(fake, tmp_path / "r", Operation.READ, api=Api.V1, properties=("content",)),
@@ -286,7 +286,7 @@ async def test_v1_update_with_poison_rows_and_a_missing_ticket(fake, tmp_path):
     assert "hs_pipeline_stage" in bad[100]["error"]["message"]
     assert bad[901]["error"]["category"] == "OBJECT_NOT_FOUND"
     assert all(
-        fake.record("tickets", line["id"])["properties"]["hs_pipeline_stage"] == "2"
+        fake.stored("tickets", line["id"])["properties"]["hs_pipeline_stage"] == "2"
         for line in ok.values()
     )
     # Each bad record named by value or id is sent alone: 2 requests per rejected batch.
@@ -317,7 +317,7 @@ async def test_daily_budget_leaves_quota_to_others(tmp_path, budget, share, pref
 
 
 async def test_progress_callback_sees_the_job_through(fake, tmp_path):
-    seen = []
+    seen: list[Any] = []
     report = await run_job(
         config(fake, tmp_path, Operation.CREATE),
         [ticket(n) for n in range(1, 301)],

@@ -759,8 +759,8 @@ async def test_validation_rules_judge_an_update_by_the_record_after_it(
     status, out, _ = await post(http, ruled.url + DATED + "/tickets/batch/update", update)
     assert status == 207
     assert list(by_trace(out)) == [bare]
-    assert ruled.record("tickets", with_content)["properties"]["hs_ticket_priority"] == "HIGH"
-    assert "hs_ticket_priority" not in ruled.record("tickets", bare)["properties"]
+    assert ruled.stored("tickets", with_content)["properties"]["hs_ticket_priority"] == "HIGH"
+    assert "hs_ticket_priority" not in ruled.stored("tickets", bare)["properties"]
 
 
 async def test_validation_rules_can_refuse_the_whole_batch_even_with_trace_ids(

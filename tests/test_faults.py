@@ -132,14 +132,14 @@ async def test_idempotent_operations_under_faults(tmp_path, op):
         if op is Operation.UPSERT:
             assert len(fake.records("tickets")) == ROWS - len(invalid - set(range(1, 1501)))
             for row, line in ok.items():
-                assert fake.record("tickets", line["id"])["properties"]["external_id"] == (
+                assert fake.stored("tickets", line["id"])["properties"]["external_id"] == (
                     f"soak-{row}"
                 )
         elif op is Operation.ARCHIVE:
             assert fake.records("tickets") == []
         else:
             for line in ok.values():
-                assert fake.record("tickets", line["id"])["properties"]["hs_ticket_priority"] == (
+                assert fake.stored("tickets", line["id"])["properties"]["hs_ticket_priority"] == (
                     "HIGH"
                 )
         assert report.to_json()["requests"]["resent_batches"] > 0

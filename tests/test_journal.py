@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from array import array
+from typing import Any
 
 import pytest
 
@@ -228,10 +229,10 @@ def test_refuses_a_journal_from_a_newer_bulkops(tmp_path):
     assert f"journal schema {SCHEMA_VERSION + 1}; this version reads up to {SCHEMA_VERSION}" in (
         message
     )
-    j = sqlite3.connect(path)
-    j.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (b'"two"',))
-    j.commit()
-    j.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (b'"two"',))
+    db.commit()
+    db.close()
     assert "unreadable schema_version ('two')" in refused(path)
 
 
@@ -344,11 +345,18 @@ def test_row_digest_ignores_key_order_and_never_crashes():
     assert row_digest(a, None) == row_digest(b, None)
     assert len(row_digest(a, None)) == DIGEST_SIZE
     assert row_digest(a, None) != row_digest({**a, "subject": "t"}, None)
-    odd = {"when": datetime.date(2026, 12, 1), "amount": decimal.Decimal("1.50"), 1: "int key"}
+    odd: dict[Any, Any] = {
+        "when": datetime.date(2026, 12, 1),
+        "amount": decimal.Decimal("1.50"),
+        1: "int key",
+    }
     assert row_digest(odd, None) == row_digest(dict(reversed(odd.items())), None)
     big = {"n": 2**70, "s": "text"}
     assert row_digest(big, None) == row_digest(dict(big), None) != row_digest({"n": 2**71}, None)
-    mixed_keys = {1: object.__name__, "a": 2**80}  # not even the stdlib can sort these keys
+    mixed_keys: dict[Any, Any] = {
+        1: object.__name__,
+        "a": 2**80,
+    }  # not even the stdlib can sort these keys
     assert row_digest(mixed_keys, None) == row_digest(dict(mixed_keys), None)
 
 

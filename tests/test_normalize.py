@@ -127,7 +127,7 @@ class FakeNumpyScalar:
         return self._text if self._text is not None else str(self._value)
 
     def __ne__(self, other: object) -> bool:
-        return self._value != self._value  # NaT is not equal to itself
+        return bool(self._value != self._value)  # NaT is not equal to itself
 
 
 class NAType:

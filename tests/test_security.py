@@ -157,7 +157,7 @@ def assert_clean(done, code: int, *fragments: str) -> str:
     assert TOKEN not in output and TOKEN[8:] not in output, output
     for fragment in fragments:
         assert fragment in output, (fragment, output)
-    return output
+    return str(output)
 
 
 def host_of(server_url: str) -> str:

@@ -36,7 +36,11 @@ async def test_sends_bearer_token_json_and_reads_the_answer() -> None:
 @pytest.mark.parametrize(
     ("exc", "kind", "maybe_sent"),
     [
-        (aiohttp.ClientConnectorError(None, OSError(111, "Connection refused")), "connect", False),
+        (
+            aiohttp.ClientConnectorError(None, OSError(111, "Connection refused")),  # type: ignore[arg-type]
+            "connect",
+            False,
+        ),
         (TimeoutError(), "timeout", True),
         (aiohttp.ServerDisconnectedError(), "reset", True),
         (aiohttp.ClientPayloadError("cut"), "reset", True),

@@ -171,6 +171,13 @@ class FakeHubSpot:
         table = self._store.table(self._type(object_type))
         return table.to_dict(record_id) if record_id in table.by_id else None
 
+    def stored(self, object_type: str, record_id: str) -> dict[str, Any]:
+        """The record with this id; raises ``KeyError`` when there is none."""
+        found = self.record(object_type, record_id)
+        if found is None:
+            raise KeyError(f"no {object_type} record {record_id}")
+        return found
+
     def seed_records(self, object_type: str, records: Iterable[Mapping[str, str]]) -> list[str]:
         """Pre-populate (validated like a create, uniqueness enforced; not counted in stats)."""
         ot = self._type(object_type)
