@@ -1,4 +1,4 @@
-"""The fake HubSpot's CLI hooks and its throughput."""
+"""The fake HubSpot's CLI hooks, and many concurrent writes."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ async def test_server_process_prints_url_serves_and_stops_on_sigterm(
             await proc.wait()
 
 
-async def test_throughput_of_100_record_creates() -> None:
+async def test_many_concurrent_100_record_creates_are_all_stored() -> None:
     n, concurrency = 300, 8
     bodies = [
         orjson.dumps({"inputs": [
@@ -110,7 +110,6 @@ async def test_throughput_of_100_record_creates() -> None:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
     rate = n / elapsed
-    # client and server share this one event loop (one core), so this is a floor
+    # Not a floor (benchmarks are not tests): shown for whoever runs this with -s.
     print(f"\nfake throughput: {rate:.0f} req/s, {rate * 100:.0f} records/s (client in-process)")
     assert f.stats.records_created["tickets"] == n * 100
-    assert rate > 150

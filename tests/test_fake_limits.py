@@ -27,8 +27,19 @@ async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any, Any]:
         return r.status, await r.json(), r.headers
 
 
+class ManualClock:
+    """The fake's clock, stepped by the test: windows age without anyone sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_rolling_window_429_headers_and_recovery(http: aiohttp.ClientSession) -> None:
-    cfg = FakeConfig(rate_limit=5, interval_ms=500, daily_limit=100)
+    clock = ManualClock()
+    cfg = FakeConfig(rate_limit=5, interval_ms=500, daily_limit=100, clock=clock)
     async with FakeHubSpot(cfg) as f:
         remaining = []
         for _ in range(5):
@@ -48,7 +59,7 @@ async def test_rolling_window_429_headers_and_recovery(http: aiohttp.ClientSessi
         assert h["X-HubSpot-RateLimit-Remaining"] == "0"
         assert h["X-HubSpot-RateLimit-Daily-Remaining"] == "95"  # the 429 was not counted
         assert "Retry-After" not in h
-        await asyncio.sleep(0.55)
+        clock.now += 0.55
         status, _, h = await get(http, f.url + PROPS)
         assert status == 200 and h["X-HubSpot-RateLimit-Remaining"] == "4"
         assert f.stats.rate_limited["TEN_SECONDLY_ROLLING"] == 1
@@ -58,13 +69,14 @@ async def test_rolling_window_429_headers_and_recovery(http: aiohttp.ClientSessi
 
 
 async def test_window_is_rolling_not_fixed(http: aiohttp.ClientSession) -> None:
-    async with FakeHubSpot(FakeConfig(rate_limit=4, interval_ms=600)) as f:
+    clock = ManualClock()
+    async with FakeHubSpot(FakeConfig(rate_limit=4, interval_ms=600, clock=clock)) as f:
         for _ in range(2):
             assert (await get(http, f.url + PROPS))[0] == 200
-        await asyncio.sleep(0.35)
+        clock.now += 0.35
         for _ in range(2):
             assert (await get(http, f.url + PROPS))[0] == 200
-        await asyncio.sleep(0.35)  # first pair aged out, second pair still inside
+        clock.now += 0.35  # first pair aged out, second pair still inside
         statuses = [(await get(http, f.url + PROPS))[0] for _ in range(3)]
         assert statuses == [200, 200, 429]
 
