@@ -481,11 +481,13 @@ def _cmd_retry(args: argparse.Namespace) -> int:
         raise ConfigError(f"{source} does not exist")
     # The whole file is checked before the job starts; the job then streams the copy it
     # makes of it when it takes the folder, so the user's edits survive any crash.
-    checked = read_failed_file(source, include_ambiguous=args.include_ambiguous)
+    # With an id property, AMBIGUOUS rows are safe to retry: each is read back first.
+    include_ambiguous = args.include_ambiguous or bool(config.id_property)
+    checked = read_failed_file(source, include_ambiguous=include_ambiguous)
     skipped = checked.skipped_message()
     if skipped:
         print(f"bulkops: {skipped}", file=sys.stderr)
-    rows = folder.retry_rows(include_ambiguous=args.include_ambiguous)
+    rows = folder.retry_rows(include_ambiguous=include_ambiguous)
     name = str(args.out_dir / FAILED)
     job = Job(config, from_rows(rows), input_name=name, input_meta=inp, mode=Mode.RETRY)
     return _drive_and_report(job, args, count_from=None)

@@ -74,7 +74,8 @@ class FailedInput:
             raise ConfigError(f"{self.path} changed while the retry started; run it again")
         for lineno, record in _records(self.path):
             if _wanted(record, self.include_ambiguous):
-                yield RawRow(record["row"], lineno, record["input"])
+                ambiguous = (record.get("error") or {}).get("category") == AMBIGUOUS
+                yield RawRow(record["row"], lineno, record["input"], maybe_written=ambiguous)
 
     def skipped_message(self) -> str | None:
         """One line for the user about the rows left out, or None when none were."""

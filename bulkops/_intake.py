@@ -23,7 +23,7 @@ from ._models import Item, Operation, Outcome, Phase
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
 from ._scheduler import Scheduler
-from ._sources import RawRow, from_iterable, open_source
+from ._sources import RawRow, RowStream, from_iterable, open_source
 from ._stats import Stop, StopLatch, StopReason
 
 __all__ = ["Intake", "Resumed", "Source", "rows_of"]
@@ -175,15 +175,18 @@ class Intake:
         if item is None:
             return None
         item.digest = digest
-        if not self._in_flight.has(raw.row):
+        in_flight = self._in_flight.has(raw.row)
+        if not in_flight and not raw.maybe_written:
             return item, Phase.WRITE
-        # Sent before the stop with no outcome: it may exist in HubSpot.
+        # Sent before the stop with no outcome, or a retried AMBIGUOUS row: it may exist.
         item.maybe_written = True
         item.attempts = 1
-        if not self._config.id_property:
+        if self._config.id_property:
+            return item, Phase.VERIFY  # read it back by its unique value first
+        if in_flight:
             self._fail(item, AMBIGUOUS, IN_FLIGHT_AMBIGUOUS, {})
             return None
-        return item, Phase.VERIFY
+        return item, Phase.WRITE  # an AMBIGUOUS row the user chose to send again
 
     def _checked_item(self, row: int, data: dict[str, Any]) -> Item | None:
         """The row normalised and pre-flighted, or None when it failed (its outcome settled)."""
@@ -245,6 +248,8 @@ def rows_of(source: Source) -> AsyncIterable[RawRow]:
     """Any source as a stream of numbered raw rows."""
     if isinstance(source, str | os.PathLike):
         return open_source(os.fspath(source))
+    if isinstance(source, RowStream):
+        return source  # one of our readers (``open_source``): rows, and the header to check
     if isinstance(source, AsyncIterable):
         return _raw_or_mapping(source)
     return from_iterable(source)

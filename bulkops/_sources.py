@@ -33,7 +33,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 import orjson
@@ -97,8 +97,12 @@ class RawRow:
     line: int
     data: dict[str, Any] | None
     error: str | None = None
+    # A create of this row may already exist in HubSpot (a retried AMBIGUOUS row): with an id
+    # property it is read back before it is created again.
+    maybe_written: bool = False
 
 
+@runtime_checkable
 class RowStream(Protocol):
     """What the readers return: an async iterator of rows that can be closed early.
 

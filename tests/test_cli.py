@@ -319,3 +319,48 @@ async def test_daily_limit_stops_keeps_results_and_resumes(tmp_path, api):
         assert again.returncode == 0, again.stderr.decode()
         assert_accounted(out, 1000)
         assert len(fake.records("tickets")) == 1000
+
+
+async def test_retry_with_an_id_property_settles_ambiguous_rows_by_reading_back(tmp_path):
+    """A job run without --id-property leaves AMBIGUOUS creates (some were written, some not);
+    `retry --id-property` reads each back and creates only the missing: no duplicate."""
+    src = tmp_path / "in.csv"
+    write_csv(src, 600)
+    out = tmp_path / "job"
+    faults = FaultPlan(seed=3, p_write_then_fail=0.2, p_5xx=0.2)
+    async with FakeHubSpot(FakeConfig(rate_limit=None, faults=faults)) as fake:
+        first = await run_cli(
+            *create(src, out), "--base-url", fake.url, "--rate-limit", 0, "--progress", "none"
+        )
+        assert first.returncode == 1, first.stderr.decode()
+        _, bad = assert_accounted(out, 600)
+        assert {b["error"]["category"] for b in bad.values()} == {"AMBIGUOUS"}
+        written_before = len(fake.records("tickets"))
+        assert written_before > 600 - len(bad)  # some AMBIGUOUS rows were in fact created
+        again = await run_cli(
+            "retry", out, "--id-property", "external_id", "--base-url", fake.url,
+            "--progress", "none",
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr.decode()
+        ok, bad = assert_accounted(out, 600)
+        assert not bad
+        assert_no_duplicates(fake)
+        assert len(fake.records("tickets")) == 600
+        for row, line in ok.items():
+            assert fake.stored("tickets", line["id"])["properties"]["external_id"] == f"cli-{row}"
+
+
+async def test_a_header_mistake_is_one_error_with_a_suggestion(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("subject,hs_ticket_priorty,hs_pipeline_stage\n" + "T,HIGH,1\n" * 500)
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        done = await run_cli(
+            *create(src, tmp_path / "job"), "--base-url", fake.url, "--progress", "none"
+        )
+        writes = sum(n for k, n in fake.stats.by_endpoint.items() if "properties" not in k)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert "hs_ticket_priorty" in stderr and "did you mean hs_ticket_priority" in stderr
+    assert stderr.count("\n") <= 3 and "Traceback" not in stderr  # one error, not 500
+    assert writes == 0
+    assert read_jsonl(tmp_path / "job" / "failed.jsonl") == []

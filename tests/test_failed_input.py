@@ -136,7 +136,8 @@ async def test_retry_says_which_rows_it_skipped_and_refuses_a_broken_file(tmp_pa
     write_csv(src, 30, bad={2, 5, 9})
     async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
         opts = ("--base-url", fake.url, "--rate-limit", 0, "--progress", "none")
-        first = await run_cli(*create(src, out), "--id-property", "external_id", *opts)
+        # No id property: an AMBIGUOUS row cannot be checked, so a retry leaves it out.
+        first = await run_cli(*create(src, out), *opts)
         assert first.returncode == 1, first.stderr.decode()
         records = sorted(read_jsonl(out / "failed.jsonl"), key=lambda r: r["row"])
         assert [r["row"] for r in records] == [2, 5, 9]
