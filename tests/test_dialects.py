@@ -360,3 +360,39 @@ def test_bad_association_types_name_the_field(types: list[object], says: str) ->
     with pytest.raises(InputError, match=says) as caught:
         Normalizer(Operation.CREATE)(1, record)
     assert caught.value.field == "associations"
+
+
+def test_content_matching_never_guesses_when_one_row_is_a_subset_of_another() -> None:
+    """Row 2 left a cell empty: its values are a subset of row 1's, so the record made from
+    row 1 fits both rows. Neither is guessed; they are left for a read-back or AMBIGUOUS."""
+    full = Item(1, {}, {"subject": "same", "content": "x"})
+    partial = Item(2, {}, {"subject": "same"})
+    alone = Item(3, {}, {"subject": "other"})
+    twins = [Item(4, {}, {"subject": "twin"}), Item(5, {}, {"subject": "twin"})]
+
+    def ticket(oid: int, props: dict[str, str]) -> dict[str, Any]:
+        return {"objectId": oid, "properties": {k: {"value": v} for k, v in props.items()}}
+
+    answer = [
+        ticket(901, {"subject": "same", "content": "x"}),
+        ticket(902, {"subject": "same"}),
+        ticket(903, {"subject": "other"}),
+        ticket(904, {"subject": "twin"}),
+        ticket(905, {"subject": "twin"}),
+    ]
+    random.Random(1).shuffle(answer)
+    parsed = V1Dialect(Operation.CREATE).parse_ok([full, partial, alone, *twins], resp(200, answer))
+    got = {o.item.row: o.hubspot_id for o in parsed.outcomes}
+    assert got[3] == "903"
+    assert {got[4], got[5]} == {"904", "905"}  # identical inputs are interchangeable
+    assert sorted(it.row for it in parsed.unmentioned) == [1, 2]
+
+
+def test_v1_404_naming_one_of_the_ids_is_that_rows_not_found() -> None:
+    its = items(3, ids=True)
+    body = {"status": "error", "message": "Object 1002 not found"}
+    verdict = V1Dialect(Operation.UPDATE).parse_rejection(its, resp(404, body))
+    assert isinstance(verdict, Rejected) and verdict.category == "OBJECT_NOT_FOUND"
+    assert verdict.isolatable
+    route = V1Dialect(Operation.UPDATE).parse_rejection(its, resp(404, {"message": "no route"}))
+    assert isinstance(route, Fatal) and "--base-url" in route.message
