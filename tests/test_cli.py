@@ -18,7 +18,7 @@ import pytest
 
 from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot, FaultPlan
 
-from .accounting import assert_accounted, read_jsonl
+from .accounting import assert_accounted, assert_report_matches_files, read_jsonl
 
 HEADER = ["subject", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "external_id"]
 
@@ -226,8 +226,9 @@ async def test_signal_stops_gracefully_and_resume_finishes(tmp_path, sig):
         await proc.aclose()
         assert code == 3
         assert b"bulkops resume" in stderr
-        report = orjson.loads((out / "report.json").read_bytes())
+        report = assert_report_matches_files(out)  # outcomes of the grace period counted
         assert report["stop"]["reason"] == "interrupted"
+        assert f"{report['rows']['succeeded']:,} succeeded".encode() in stderr
         partial_ok = read_jsonl(out / "succeeded.jsonl")
         assert 0 < len(partial_ok) < rows
         # What finished is in the store, and nothing in flight was lost: resume finishes it.
