@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 # HubSpot addresses an object type by name (``tickets``, custom ``p_my_object``) or by type id
-# (``0-5`` for tickets, ``2-123`` for a custom object): hubspot-api.md section 1. Nothing else
+# (``0-5`` for tickets, ``2-123`` for a custom object): docs/hubspot-api.md section 1. Nothing else
 # may reach the path, where ``..``, ``%2e%2e``, ``?`` or ``#`` would change what is called.
 _OBJECT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*|[0-9]+-[0-9]+")
 # HubSpot's internal property names are lower-case letters, digits and underscores. Upper case

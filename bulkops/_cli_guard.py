@@ -21,7 +21,7 @@ __all__ = ["SafeArgumentParser", "internal_error", "redact", "remember_secret"]
 
 MASK = "***"
 _SECRET_OPTIONS = ("--token",)
-# HubSpot private-app tokens are ``pat-<region>-<uuid>`` (hubspot-api.md section 9). OAuth
+# HubSpot private-app tokens are ``pat-<region>-<uuid>`` (docs/hubspot-api.md section 9). OAuth
 # access tokens are long mixed-case base64url runs: 40 or more characters holding an upper-case
 # letter, a lower-case letter and a digit, which file names and ids seldom are.
 _TOKEN_LIKE = re.compile(

@@ -192,7 +192,7 @@ class JobConfig:
 
     @property
     def max_batch(self) -> int:
-        # HubSpot caps reads with property history at 50 inputs (hubspot-api.md section 2).
+        # HubSpot caps reads with property history at 50 inputs (docs/hubspot-api.md section 2).
         return min(self.batch_size, 50) if self.properties_with_history else self.batch_size
 
 

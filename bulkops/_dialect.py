@@ -62,8 +62,6 @@ class Fatal:
 
 
 class Dialect(Protocol):
-    max_batch: int
-
     def request(self, items: Sequence[Item]) -> HttpRequest: ...
 
     def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed: ...

@@ -48,8 +48,6 @@ def _flat(ticket: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class V1Dialect:
-    max_batch = 100
-
     def __init__(
         self,
         operation: Operation,

@@ -1,10 +1,10 @@
 """CRM v3-shaped batch endpoints, for tickets and any other object type.
 
 ``POST /crm/objects/{version}/{type}/batch/{create|update|upsert|archive|read}`` on a dated
-version, ``/crm/v3/objects/{type}/batch/...`` on v3: the bodies are the same (hubspot-api.md §14),
-so the :class:`ApiVersion` given only spells the path. Every write input
+version, ``/crm/v3/objects/{type}/batch/...`` on v3: the bodies are the same
+(docs/hubspot-api.md §14), so the :class:`ApiVersion` given only spells the path. Every write input
 carries ``objectWriteTraceId`` (the input row number), which makes HubSpot answer a partial
-failure with 207 and per-input errors instead of failing the whole batch (hubspot-api.md §5).
+failure with 207 and per-input errors instead of failing the whole batch (docs/hubspot-api.md §5).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class V3Dialect:
         self.version = version
         self.id_property = id_property
         self.path = version.objects_path(object_type, operation.value)
-        self.max_batch = 50 if properties_with_history else 100
         read_props = list(properties)
         if id_property and id_property not in read_props:
             # Needed to match read results back to inputs addressed by a unique value.

@@ -52,7 +52,7 @@ _INTERVAL = "X-HubSpot-RateLimit-Interval-Milliseconds"
 _DAILY = "X-HubSpot-RateLimit-Daily"
 _DAILY_REMAINING = "X-HubSpot-RateLimit-Daily-Remaining"
 # What a header may plausibly say. HubSpot's highest tier allows 250 requests per 10 s and a
-# few million a day (hubspot-api.md sections 7 and 14); these bounds leave a wide margin above
+# few million a day (docs/hubspot-api.md sections 7 and 14); these bounds leave a wide margin above
 # that and still keep a broken proxy's 10**12 or 0 from setting the pace.
 _PER_WINDOW_MAX = 100_000
 _INTERVAL_MS_MAX = 3_600_000  # an hour

@@ -246,7 +246,7 @@ def _check_associations(value: Any) -> list[dict[str, Any]]:
 
 def _association_type(spec: Any) -> dict[str, Any]:
     # Dated versions document types with or without associationCategory, v3 requires it
-    # (hubspot-api.md §2, §14). A type id given alone is taken as one of HubSpot's default
+    # (docs/hubspot-api.md §2, §14). A type id given alone is taken as one of HubSpot's default
     # (HUBSPOT_DEFINED) types, as an assoc:<typeId> column is; a custom label must come with
     # its category. So both versions get the category, which both accept.
     type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None

@@ -22,7 +22,7 @@ __all__ = ["FieldError", "PropertySchema"]
 
 # Objects HubSpot will not create without these, by name and by type id. Facts only: the
 # tickets guide says "If a pipeline isn't specified, the default pipeline will be used", so
-# hs_pipeline is not required (hubspot-api.md section 2); subject and the stage are.
+# hs_pipeline is not required (docs/hubspot-api.md section 2); subject and the stage are.
 _REQUIRED_ON_CREATE: dict[str, frozenset[str]] = {
     "tickets": frozenset({"subject", "hs_pipeline_stage"}),
     "0-5": frozenset({"subject", "hs_pipeline_stage"}),

@@ -1,7 +1,7 @@
 """The HubSpot API version a job speaks, as a value.
 
 HubSpot publishes date-versioned paths (``/crm/objects/2026-09/tickets/batch/create``) beside
-the older ``/crm/v3/...`` ones, a new version every March and September (hubspot-api.md §14).
+the older ``/crm/v3/...`` ones, a new version every March and September (docs/hubspot-api.md §14).
 The bodies are the v3 shapes on both, so one dialect serves them all and only the path changes:
 :class:`ApiVersion` is the one place that knows how a version spells its paths.
 
@@ -117,7 +117,7 @@ DEFAULT_API_VERSION = ApiVersion(_DEFAULT_TEXT)
 against (its fake serves it, its end-to-end tests run on it).
 
 Why dated and not v3: HubSpot stops supporting v1, v2 and v3 in September 2027 and says to move
-straight to the dated paths (hubspot-api.md §14). Why not a later one: a version bulkops has not
-been tested against may change shapes; pick it with ``--api-version`` once it is. Note that
+straight to the dated paths (docs/hubspot-api.md §14). Why not a later one: a version bulkops
+has not been tested against may change shapes; pick it with ``--api-version`` once it is. Note that
 2026-09 enforces the portal's validation rules, so a write can fail there that v3 accepted.
 """

@@ -310,7 +310,7 @@ async def test_create_without_trace_ids_conflict_fails_the_batch_naming_value_an
         )
         status, body = await create(http, fake, ticket("new"), ticket("42"), ticket("43"))
         assert status == 409 and body["category"] == "CONFLICT"
-        # only the first conflict is reported (hubspot-api.md §4)
+        # only the first conflict is reported (docs/hubspot-api.md §4)
         expected = f"A ticket with external_id=42 already exists. Existing ID: {id42}"
         assert body["message"] == expected
         assert id43 not in orjson.dumps(body).decode()

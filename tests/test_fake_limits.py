@@ -1,4 +1,4 @@
-"""Rate limits of the fake HubSpot over real HTTP (hubspot-api.md §7)."""
+"""Rate limits of the fake HubSpot over real HTTP (docs/hubspot-api.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The fake HubSpot's v3 batch endpoints, driven over real HTTP (hubspot-api.md §2-§6, §9, §12)."""
+"""The fake HubSpot's v3 batch endpoints, driven over real HTTP
+(docs/hubspot-api.md §2-§6, §9, §12)."""
 
 from __future__ import annotations
 
@@ -595,7 +596,7 @@ async def test_stats_reset_and_helpers(fake: FakeHubSpot, http: aiohttp.ClientSe
         fake.seed_records("tickets", [{"subject": "no pipeline"}])
 
 
-# -- date-versioned paths (hubspot-api.md §14) ------------------------------------------------
+# -- date-versioned paths (docs/hubspot-api.md §14) ------------------------------------------------
 
 
 async def test_dated_and_v3_paths_share_one_store_and_are_counted_by_path(
@@ -824,7 +825,7 @@ def test_fake_server_command_line_refuses_a_bad_rule_or_version(capsys) -> None:
 async def test_a_ticket_created_without_a_pipeline_lands_in_the_default_one(
     fake: FakeHubSpot, http: aiohttp.ClientSession, prefix: str
 ) -> None:
-    # hubspot-api.md §2: hs_pipeline is optional on create (v1 still requires it).
+    # docs/hubspot-api.md §2: hs_pipeline is optional on create (v1 still requires it).
     props = {"subject": "s", "hs_pipeline_stage": "1"}
     body = {"inputs": [{"properties": props, "objectWriteTraceId": "a"}]}
     status, out, _ = await post(http, fake.url + prefix + "/tickets/batch/create", body)

@@ -1,4 +1,4 @@
-"""Legacy v1 ticket batch endpoints of the fake HubSpot (hubspot-api.md §10)."""
+"""Legacy v1 ticket batch endpoints of the fake HubSpot (docs/hubspot-api.md §10)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ async def test_v1_update_names_every_unknown_id(
            {"objectId": int(tid), "properties": nv(content="new")},
            {"objectId": "778", "properties": nv(content="y")}]  # fmt: skip
     status, out = await post(http, fake.url + V1 + "batch-update", upd)
-    # the documented missing-records shape (hubspot-api.md §4), every unknown id listed
+    # the documented missing-records shape (docs/hubspot-api.md §4), every unknown id listed
     assert status == 400 and out["category"] == "OBJECT_NOT_FOUND"
     assert out["message"] == (
         "Could not get some TICKET objects, they may be deleted or not exist. "

@@ -103,7 +103,7 @@ def test_schema_from_a_realistic_body(schema: PropertySchema) -> None:
     assert not schema.has("no_such_property")
     assert schema.is_unique("external_id")
     assert not schema.is_unique("subject") and not schema.is_unique("missing")
-    # hs_pipeline is optional: the default pipeline is used (hubspot-api.md section 2).
+    # hs_pipeline is optional: the default pipeline is used (docs/hubspot-api.md section 2).
     assert schema.required_on_create() == {"subject", "hs_pipeline_stage"}
     assert repr(schema) == f"<PropertySchema tickets: {len(TICKETS_BODY['results'])} properties>"
 
@@ -435,5 +435,5 @@ def test_any_datetime_is_a_datetime(value: datetime) -> None:
 
 
 def test_a_ticket_without_a_pipeline_is_valid(schema: PropertySchema) -> None:
-    """The default pipeline is used when none is given (hubspot-api.md section 2)."""
+    """The default pipeline is used when none is given (docs/hubspot-api.md section 2)."""
     assert schema.validate({"subject": "x", "hs_pipeline_stage": "1"}, creating=True) == []

@@ -1,4 +1,4 @@
-"""JSON bodies of the fake HubSpot's error answers (shapes from hubspot-api.md §4, §5, §7, §9).
+"""JSON bodies of the fake HubSpot's error answers (shapes from docs/hubspot-api.md §4, §5, §7, §9).
 
 Whole-request error bodies carry ``"correlationId": None``; the server fills it in just before
 serializing, so the builders stay pure and the key keeps HubSpot's position in the object.

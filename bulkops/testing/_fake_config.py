@@ -14,7 +14,7 @@ from bulkops.testing._fake_log import ScriptedAnswer
 from bulkops.testing._fake_schema import PropertyDef, ValidationRule
 
 DEFAULT_FAKE_TOKEN = "fake-hubspot-token"
-# The versions HubSpot serves today (hubspot-api.md §14): the two dated ones and the legacy
+# The versions HubSpot serves today (docs/hubspot-api.md §14): the two dated ones and the legacy
 # paths, which stay until September 2027.
 DEFAULT_API_VERSIONS = frozenset({"2026-03", "2026-09", "v3", "v1"})
 _DATED = re.compile(r"20\d\d-(03|09)")
@@ -34,7 +34,7 @@ def enforces_validation_rules(version: str) -> bool:
 class FakeConfig:
     """How the fake behaves. The limits default to a private app on today's tiers.
 
-    Tiers (hubspot-api.md §7, §14; HubSpot changelog "increasing-our-api-limits"): Professional
+    Tiers (docs/hubspot-api.md §7, §14; HubSpot changelog "increasing-our-api-limits"): Professional
     and Enterprise both allow 190 requests per rolling 10 s; a day allows 650,000 on
     Professional and 1,000,000 on Enterprise (the default here). Each API limit increase pack
     adds 1,000,000 a day (at most two) and raises the burst to 250 per 10 s (packs do not stack

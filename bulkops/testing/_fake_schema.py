@@ -248,7 +248,7 @@ def validate_props(
 @dataclass(frozen=True, kw_only=True)
 class ValidationRule:
     """A portal validation rule of the conditional-required kind: when ``when_property`` has
-    ``when_value``, every property in ``requires`` must have a value (hubspot-api.md §14).
+    ``when_value``, every property in ``requires`` must have a value (docs/hubspot-api.md §14).
 
     HubSpot checks such rules on writes from 2026-09 on; the fake does the same. Build one
     from text with :meth:`parse`.

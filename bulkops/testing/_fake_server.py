@@ -55,7 +55,7 @@ HTML_PAGE = (
 
 
 class FakeHubSpot:
-    """In-process fake of HubSpot's CRM batch APIs (see hubspot-api.md §12)."""
+    """In-process fake of HubSpot's CRM batch APIs (see docs/hubspot-api.md §12)."""
 
     def __init__(self, config: FakeConfig | None = None) -> None:
         self.config = cfg = config or FakeConfig()

@@ -2,7 +2,7 @@
 
 Reads can lag writes (``read_lag_s``): a record created less than that long ago is missing from
 reads, by id and by unique value, while the unique indexes already hold it, so a second create
-with its value conflicts. HubSpot's reads are eventually consistent (hubspot-api.md §11.5, and
+with its value conflicts. HubSpot's reads are eventually consistent (docs/hubspot-api.md §11.5, and
 peers.md: "Reads can lag writes"); the lag is applied to creates only, an assumption.
 
 A record is just its ``props`` dict (string values only, system ones included, so a response

@@ -1,4 +1,4 @@
-"""Legacy v1 ticket batch endpoints of the fake HubSpot (hubspot-api.md §10).
+"""Legacy v1 ticket batch endpoints of the fake HubSpot (docs/hubspot-api.md §10).
 
 v1 is all-or-nothing: any invalid input fails the whole batch with a 400 and nothing is
 written; unknown ids in batch-update give one OBJECT_NOT_FOUND 400 naming all of them.
@@ -144,7 +144,7 @@ class V1:
         problems: list[PropertyProblem] = []
         planned: list[tuple[str, Props]] = []
         for item in body:
-            # v1 batch-create: "pipeline and stage must be set" (hubspot-api.md section 10).
+            # v1 batch-create: "pipeline and stage must be set" (docs/hubspot-api.md section 10).
             clean, bad = validate_props(ot, _name_values(item), True, ("hs_pipeline",))
             problems.extend(bad)
             planned.append((self.store.new_id(), clean))
@@ -187,7 +187,7 @@ class V1:
             problems.extend(bad)
             planned.append((oid, clean))
         if missing:
-            # hubspot-api.md documents no v1 answer for unknown ids. v1 stays all-or-nothing
+            # docs/hubspot-api.md documents no v1 answer for unknown ids. v1 stays all-or-nothing
             # (a 400, nothing written) and the body takes the documented v3 shape of missing
             # records (§4): OBJECT_NOT_FOUND listing every unknown id in context.ids, so a
             # client can fail exactly those rows instead of bisecting the batch. The ids are

@@ -1,7 +1,7 @@
 """CRM v3-shaped batch endpoints of the fake HubSpot (create, update, upsert, archive, read),
 served under ``/crm/v3/objects`` and the dated ``/crm/objects/{version}`` paths alike.
 
-The versions differ in two things only (hubspot-api.md §14): dated versions take association
+The versions differ in two things only (docs/hubspot-api.md §14): dated versions take association
 ``types`` without ``associationCategory``, and 2026-09 and later enforce the portal's
 validation rules on writes.
 
