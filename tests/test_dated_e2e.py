@@ -16,32 +16,16 @@ import anyio
 import orjson
 import pytest
 
-from bulkops import ConfigError, JobConfig, Operation, Secret, run_job
+from bulkops import ConfigError, Operation, run_job
 from bulkops._cli import confirm_permanent_delete, main
 from bulkops._versions import ApiVersion
 from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot, FaultPlan, ValidationRule
 
 from .accounting import assert_accounted
+from .test_e2e import config, ticket
 
 RULE = ValidationRule.parse("hs_ticket_priority=HIGH requires content")
 VERSIONS = ["2026-09", "v3"]
-
-
-def ticket(n: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "subject": f"Ticket {n}",
-        "hs_pipeline": "0",
-        "hs_pipeline_stage": str(1 + n % 4),
-        "external_id": f"ext-{n}",
-        **extra,
-    }
-
-
-def config(fake: FakeHubSpot, out: Path, op: Operation, **kw: Any) -> JobConfig:
-    kw.setdefault("rate_limit", 0)
-    return JobConfig(
-        operation=op, token=Secret(DEFAULT_FAKE_TOKEN), base_url=fake.url, out_dir=out, **kw
-    )
 
 
 def objects(version: str, op: str) -> str:
