@@ -13,8 +13,10 @@ Example::
 """
 
 from ._config import JobConfig, Secret
+from ._dry_run import DryRunReport, dry_run
 from ._engine import Job, JobReport, Progress, run_job
 from ._errors import BulkOpsError, ConfigError, InputError
+from ._mapping import ColumnMapping
 from ._models import Api, Operation
 from ._sources import RawRow, from_iterable, open_source, read_csv, read_jsonl
 from ._versions import DEFAULT_API_VERSION, ApiVersion
@@ -28,7 +30,9 @@ __all__ = [
     "ApiVersion",
     # exceptions
     "BulkOpsError",
+    "ColumnMapping",
     "ConfigError",
+    "DryRunReport",
     "InputError",
     # running jobs
     "Job",
@@ -40,6 +44,7 @@ __all__ = [
     "RawRow",
     "Secret",
     "__version__",
+    "dry_run",
     "from_iterable",
     "open_source",
     "read_csv",

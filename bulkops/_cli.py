@@ -29,6 +29,7 @@ from ._checks import (
     same_base_url,
 )
 from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
+from ._cli_plan import add_plan_arguments, mapping_from_args, run_dry
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import Job, JobReport, Mode
 from ._errors import ConfigError
@@ -201,6 +202,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-journal", action="store_true", help="keep no journal (the job cannot be resumed)"
     )
+    add_plan_arguments(p)
     _add_display_arguments(p)
 
 
@@ -274,6 +276,10 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         preflight=not args.no_preflight,
         out_dir=args.out or default_out_dir(operation, args.object_type),
         journal=not args.no_journal,
+        mapping=mapping_from_args(args),
+        dry_run=args.dry_run is not None,
+        dry_run_reads=args.dry_run == "reads",
+        limit=args.limit,
     )
 
 
@@ -372,6 +378,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             meta["fingerprint"] = fingerprint(args.input)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot read --input {args.input}: {exc}") from None
+    if config.dry_run:
+        print(f"bulkops: talking to {origin(config.base_url)}", file=sys.stderr)
+        return run_dry(config, source, input_name=args.input)
     if config.api is Api.V1 and config.operation is Operation.ARCHIVE and not args.yes:
         confirm_permanent_delete(args.input, stdin=sys.stdin, stderr=sys.stderr)
     job = Job(config, source, input_name=args.input, input_meta=meta)

@@ -17,9 +17,11 @@ period, and every finished result and the report are still written.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import random
+import shlex
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -112,6 +114,8 @@ class Job:
         self.mode = Mode(mode)
         if self.mode is not Mode.NEW and not config.journal:
             raise ConfigError(f"{self.mode} needs the journal")
+        if config.dry_run:
+            raise ConfigError("dry_run: run it with bulkops.dry_run(), which writes nothing")
         self.config = config
         self._source = source
         self._grace = grace
@@ -190,7 +194,7 @@ class Job:
             async with self._transport_cm() as transport:
                 channel = self._channel = self._make_channel(transport)
                 schema = None
-                if config.preflight or config.id_property:
+                if config.preflight or config.id_property or config.mapping.match_labels:
                     schema = await self._read_schema(channel)
                 if not self.latch.is_set:
                     await self._pipeline(channel, writer, journal, schema)
@@ -227,6 +231,14 @@ class Job:
         if error is not None and stop is None:
             stop = Stop(StopReason.INTERRUPTED, f"{type(error).__name__}: {error}")
         intake = self._intake
+        left = intake.left if intake else None
+        if left and stop is None:
+            stop = Stop(
+                StopReason.LIMIT,
+                f"trial run: the first {config.limit} rows were sent and {left} are left; "
+                f"bulkops resume {shlex.quote(str(config.out_dir))} sends them",
+            )
+            status = JobStatus.STOPPED
         report = run_report(
             job=JobInfo(
                 operation=config.operation.value,
@@ -249,6 +261,8 @@ class Job:
             stats=self.stats,
             limiter=self.limiter.stats(),
         )
+        if left:
+            report = dataclasses.replace(report, rows_left=left)
         if journal is not None:
             earlier = [JobReport.from_json(r) for r in journal.runs()]
             journal.add_run(report.to_json())

@@ -15,12 +15,11 @@ from typing import Any
 import anyio
 
 from ._config import JobConfig
-from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
-from ._header import check_columns
+from ._errors import AMBIGUOUS, ConfigError
 from ._journal import row_digest
 from ._models import Item, Operation, Outcome, Phase
-from ._normalize import Normalizer
 from ._preflight import PropertySchema
+from ._rowcheck import RowCheck
 from ._scheduler import Scheduler
 from ._sources import RawRow
 from ._stats import Stop, StopLatch, StopReason
@@ -105,30 +104,26 @@ class Intake:
         self.skipped = 0
         self.reading_done = False  # no more rows will come (read to the end, or stopped)
         self.exhausted = False  # read to the end
+        self.left: int | None = None  # rows a trial run (--limit) left for resume
+        self.check: RowCheck | None = None
 
     async def run(self) -> None:
         config = self._config
-        normalize = Normalizer(
-            config.operation,
-            api=config.api,
-            id_property=config.id_property,
-            empty_clears=config.empty_clears,
-        )
+        check = self.check = RowCheck(config, self._schema)
         creating = config.operation is Operation.CREATE
-        validate = None
-        if self._schema is not None and config.preflight and config.operation in _VALIDATED:
-            validate = self._schema.validate
         resumed = self._resumed
         finished = _Finished(resumed.finished if resumed else None)
         in_flight = _Cursor(resumed.in_flight if resumed and creating else None)
         rows = self._rows
         scheduler = self._scheduler
         header_checked = False
+        limit = config.limit
+        taken = 0  # rows of this run (not skipped as finished before), for --limit
         try:
             async for raw in rows:
                 if not header_checked:
                     header_checked = True
-                    problem = self._header_problem(rows)
+                    problem = check.header_problem(getattr(rows, "header", None))
                     if problem is not None:
                         # A mistake in the header is one error, before the first write.
                         self._latch.set(Stop(StopReason.INPUT, problem))
@@ -142,28 +137,20 @@ class Intake:
                         break
                     self.skipped += 1
                     continue
+                if limit is not None and taken >= limit:
+                    # A trial run: this row and the rest stay unprocessed, for resume.
+                    self.rows_read -= 1
+                    self.left = 1 + await _count_rest(rows)
+                    break
+                taken += 1
                 if raw.data is None:
                     self._settle_unparsed(raw)
                     continue
-                try:
-                    item = normalize(raw.row, raw.data)
-                except InputError as exc:
-                    self._fail(
-                        Item(raw.row, raw.data, {}),
-                        INPUT_ERROR,
-                        str(exc),
-                        {"property": exc.field} if exc.field else {},
-                    )
+                checked = check(raw.row, raw.data)
+                if isinstance(checked, Outcome):
+                    self._settle(checked)
                     continue
-                if validate is not None:
-                    errors = validate(item.properties, creating=creating)
-                    if errors:
-                        extra: dict[str, Any] = {
-                            "properties": [e.property for e in errors],
-                            "codes": [e.code for e in errors],
-                        }
-                        self._fail(item, PREFLIGHT, "; ".join(e.message for e in errors), extra)
-                        continue
+                item = checked
                 item.digest = digest
                 phase = Phase.WRITE
                 if in_flight.has(raw.row):
@@ -189,21 +176,15 @@ class Intake:
                 with anyio.CancelScope(shield=True):
                     await aclose()
 
-    def _header_problem(self, rows: AsyncIterable[RawRow]) -> str | None:
-        header = getattr(rows, "header", None)
-        if header is None:
-            return None
-        config = self._config
-        return check_columns(
-            header,
-            schema=self._schema,
-            operation=config.operation,
-            id_property=config.id_property,
-            object_type=config.object_type,
-        )
-
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))
+
+
+async def _count_rest(rows: AsyncIterable[RawRow]) -> int:
+    n = 0
+    async for _ in rows:
+        n += 1
+    return n
 
 
 def _not_the_same_input(row: int) -> str:
@@ -212,6 +193,3 @@ def _not_the_same_input(row: int) -> str:
         "before (resume needs the same rows in the same order). Finished rows are kept; start a "
         "new job (another out_dir) for other data."
     )
-
-
-_VALIDATED = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})

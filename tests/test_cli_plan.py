@@ -1,0 +1,29 @@
+"""The planning options on the command line, in real subprocesses against the fake:
+--dry-run, --limit with resume, and the column mapping."""
+
+from __future__ import annotations
+
+import orjson
+
+from bulkops.testing import FakeConfig, FakeHubSpot
+
+from .test_cli import create, run_cli, write_csv
+
+
+async def test_dry_run_on_the_command_line_sends_no_write(tmp_path):
+    src = tmp_path / "in.csv"
+    write_csv(src, 250, bad={7})
+    out = tmp_path / "dry out"
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        done = await run_cli(
+            *create(src, out), "--id-property", "external_id", "--dry-run", "--base-url", fake.url
+        )
+        assert {(r.method, r.path.split("/")[-1]) for r in fake.requests} == {("GET", "tickets")}
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "DRY RUN" in err and "249 would be sent, 1 would fail" in err
+    assert "row 7:" in err
+    assert "'" + str(out / "report.json") + "'" in err  # quoted: the path has a space
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+    report = orjson.loads((out / "report.json").read_bytes())
+    assert report["would_fail"] == 1 and report["estimate"]["write_requests"] == 3
