@@ -46,13 +46,16 @@ class RowCheck:
         config = self._config
         if self.mapper is not None:
             header = self.mapper.columns(header)
-        return check_columns(
+        problem = check_columns(
             header,
             schema=self._schema,
             operation=config.operation,
             id_property=config.id_property,
             object_type=config.object_type,
         )
+        if problem is not None and self.mapper is not None:
+            problem += " (column names as mapped by --map, --set and --match-labels)"
+        return problem
 
     def __call__(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         """The item to send, or the failed outcome of a row that cannot be sent. The item keeps

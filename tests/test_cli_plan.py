@@ -7,6 +7,7 @@ import orjson
 
 from bulkops.testing import FakeConfig, FakeHubSpot
 
+from .accounting import read_jsonl
 from .test_cli import create, run_cli, write_csv
 
 
@@ -27,3 +28,35 @@ async def test_dry_run_on_the_command_line_sends_no_write(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     report = orjson.loads((out / "report.json").read_bytes())
     assert report["would_fail"] == 1 and report["estimate"]["write_requests"] == 3
+
+
+async def test_mapping_flags_reach_the_job(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("Title,Notes,Stage\nT1,n,1\nT2,n,2\n")
+    mapfile = tmp_path / "map.json"
+    mapfile.write_text('{"Stage": "hs_pipeline_stage", "Title": "content"}')
+    out = tmp_path / "out"
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        done = await run_cli(
+            *create(src, out),
+            "--map",
+            "Title=subject",  # wins over the file's Title
+            "--map-file",
+            mapfile,
+            "--ignore-column",
+            "Notes",
+            "--set",
+            "hs_pipeline=0",
+            "--base-url",
+            fake.url,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        for line in read_jsonl(out / "succeeded.jsonl"):
+            stored = fake.record("tickets", line["id"])["properties"]
+            assert stored["subject"] == f"T{line['row']}"
+            assert stored["hs_pipeline"] == "0" and "Notes" not in stored
+        done = await run_cli(
+            *create(src, tmp_path / "o2"), "--map", "Title", "--base-url", fake.url
+        )
+    assert done.returncode == 2
+    assert "--map 'Title': write COLUMN=PROPERTY" in done.stderr.decode()
