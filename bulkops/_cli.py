@@ -30,6 +30,7 @@ from ._checks import (
 )
 from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
 from ._cli_plan import add_plan_arguments, mapping_from_args, run_dry
+from ._cli_rails import add_rail_arguments, check_destructive
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import Job, JobReport, Mode
 from ._errors import ConfigError
@@ -163,8 +164,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--yes",
         action="store_true",
-        help="confirm a permanent v1 batch-delete without being asked",
+        help="confirm a permanent v1 batch-delete, or an archive of more than --max-archive "
+        "rows, without being asked",
     )
+    add_rail_arguments(p)
     p.add_argument(
         "--base-url",
         default=os.environ.get("HUBSPOT_BASE_URL", DEFAULT_BASE_URL),
@@ -381,6 +384,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if config.dry_run:
         print(f"bulkops: talking to {origin(config.base_url)}", file=sys.stderr)
         return run_dry(config, source, input_name=args.input)
+    check_destructive(config, args, stdin=sys.stdin, stderr=sys.stderr)
     if config.api is Api.V1 and config.operation is Operation.ARCHIVE and not args.yes:
         confirm_permanent_delete(args.input, stdin=sys.stdin, stderr=sys.stderr)
     job = Job(config, source, input_name=args.input, input_meta=meta)

@@ -165,6 +165,9 @@ class Intake:
                     break
             else:
                 self.exhausted = True
+                if not self.rows_read and resumed is None and config.operation is Operation.ARCHIVE:
+                    # An empty file where ids were meant: most likely the wrong one.
+                    self._latch.set(Stop(StopReason.INPUT, _NOTHING_TO_ARCHIVE))
         except ConfigError as exc:
             # The input cannot be read on (a damaged file, a bad header): stop, keep results.
             self._latch.set(Stop(StopReason.INPUT, str(exc)))
@@ -178,6 +181,11 @@ class Intake:
 
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))
+
+
+_NOTHING_TO_ARCHIVE = (
+    "the input holds no rows: an archive (or delete) of nothing is refused (is it the right input?)"
+)
 
 
 async def _count_rest(rows: AsyncIterable[RawRow]) -> int:
