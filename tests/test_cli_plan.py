@@ -7,7 +7,7 @@ import orjson
 
 from bulkops.testing import FakeConfig, FakeHubSpot
 
-from .accounting import read_jsonl
+from .accounting import assert_accounted, assert_report_matches_files, read_jsonl
 from .test_cli import create, run_cli, write_csv
 
 
@@ -60,3 +60,25 @@ async def test_mapping_flags_reach_the_job(tmp_path):
         )
     assert done.returncode == 2
     assert "--map 'Title': write COLUMN=PROPERTY" in done.stderr.decode()
+
+
+async def test_a_trial_run_sends_the_first_rows_and_resume_sends_the_rest(tmp_path):
+    src = tmp_path / "in.csv"
+    write_csv(src, 450, bad={3})
+    out = tmp_path / "out"
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        base = ("--base-url", fake.url, "--id-property", "external_id")
+        trial = await run_cli(*create(src, out), "--limit", 120, *base)
+        err = trial.stderr.decode()
+        assert trial.returncode == 3, err
+        assert "trial run: the first 120 rows were sent and 330 are left" in err
+        report = assert_report_matches_files(out)
+        assert report["rows_left"] == 330 and report["stop"]["reason"] == "limit"
+        assert report["rows"]["succeeded"] + report["rows"]["failed"] == 120
+        assert len(fake.records("tickets")) == 119  # row 3 is refused by the pre-flight
+        done = await run_cli("resume", out, "--base-url", fake.url)
+        assert done.returncode == 1, done.stderr.decode()
+        _ok, bad = assert_accounted(out, 450)
+        assert sorted(bad) == [3]
+        assert len(fake.records("tickets")) == 449
+        assert max(fake.stats.creates_by_unique.values()) == 1  # nothing created twice
