@@ -13,6 +13,7 @@ import argparse
 import codecs
 import dataclasses
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -28,7 +29,8 @@ from ._checks import (
     origin,
     same_base_url,
 )
-from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
+from ._cli_guard import internal_error, redact, remember_secret
+from ._cli_help import HelpFormatter, Parser, config_default, flag_message
 from ._cli_plan import add_plan_arguments, mapping_from_args, run_dry
 from ._cli_rails import add_rail_arguments, check_destructive
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
@@ -96,8 +98,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--object",
         dest="object_type",
-        default="tickets",
-        help="object type: tickets (default), contacts, deals, 0-5, 2-123, ...",
+        default=config_default("object_type"),
+        help="object type: tickets, contacts, deals, 0-5, 2-123, ...",
     )
     p.add_argument("--input", "-i", required=True, help="CSV, TSV or JSONL file; '-' reads stdin")
     p.add_argument(
@@ -173,7 +175,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("HUBSPOT_BASE_URL", DEFAULT_BASE_URL),
         help="API base URL (env HUBSPOT_BASE_URL; default %(default)s)",
     )
-    p.add_argument("--token-file", help="file holding the access token")
+    p.add_argument(
+        "--token-file", help="file holding the access token (default: HUBSPOT_ACCESS_TOKEN)"
+    )
     p.add_argument("--out", type=Path, help="result folder (default: a new one per job)")
     p.add_argument(
         "--rate-limit",
@@ -195,8 +199,21 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--concurrency", type=int, help="cap on requests in flight (default: derived from latency)"
     )
-    p.add_argument("--max-attempts", type=int, default=6)
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=config_default("batch_size"),
+        help="records per request, 1 to 100",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=config_default("max_attempts"),
+        help="attempts per record before it fails",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=config_default("timeout"), help="seconds per request"
+    )
     p.add_argument(
         "--no-preflight",
         action="store_true",
@@ -274,6 +291,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         daily_budget=budget,
         daily_share=share,
         concurrency=args.concurrency,
+        batch_size=args.batch_size,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
         preflight=not args.no_preflight,
@@ -438,7 +456,8 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         return report.exit_code
     print(format_summary(report), file=sys.stderr)
     if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
-        print(f"  continue with: bulkops resume {job.config.out_dir}", file=sys.stderr)
+        out = shlex.quote(str(job.config.out_dir))
+        print(f"  continue with: bulkops resume {out}", file=sys.stderr)
     return report.exit_code
 
 
@@ -558,7 +577,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = SafeArgumentParser(
+    from . import __version__
+
+    parser = Parser(
         prog="bulkops",
         description="Move millions of CRM records through HubSpot's batch APIs at the rate "
         "limit, with every row accounted for.",
@@ -570,18 +591,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the traceback of an unexpected error (secrets masked)",
     )
+    parser.add_argument("--version", action="version", version=f"bulkops {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
         "run",
         help="run a batch job",
         description=_RUN_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", help="run a sample job against the embedded fake HubSpot")
-    demo.add_argument("--rows", type=int, default=100_000)
+    demo = sub.add_parser(
+        "demo",
+        help="run a sample job against the embedded fake HubSpot",
+        formatter_class=HelpFormatter,
+    )
+    demo.add_argument("--rows", type=int, default=100_000, help="rows the sample job writes")
     demo.add_argument(
         "--rate-limit",
         type=_positive_int,
@@ -589,26 +615,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fake's limit per 10 s (0 = unlimited)",
     )
     demo.add_argument("--latency-ms", default="150-250", help="the fake's latency, LO-HI ms")
-    demo.add_argument("--out", type=Path, help="result folder")
-    demo.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+    demo.add_argument("--out", type=Path, help="result folder (default: a new one per job)")
+    demo.add_argument(
+        "--progress",
+        choices=["auto", "bar", "log", "none"],
+        default="auto",
+        help="live display: bar on a terminal, a log line every 10 s otherwise",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     for name, func, text in (
         ("resume", _cmd_resume, "continue a stopped or killed job where it left off"),
         ("retry", _cmd_retry, "re-run the records in a job's failed.jsonl and update its results"),
     ):
-        cmd = sub.add_parser(name, help=text, description=text)
+        cmd = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         cmd.add_argument("out_dir", metavar="OUT", type=Path, help="the job's result folder")
-        cmd.add_argument("--token-file")
+        cmd.add_argument(
+            "--token-file", help="file holding the access token (default: HUBSPOT_ACCESS_TOKEN)"
+        )
         cmd.add_argument(
             "--base-url",
             help=f"API base URL (default: HUBSPOT_BASE_URL, else {DEFAULT_BASE_URL}; a job "
             "started against another host is refused unless this is given)",
         )
-        cmd.add_argument("--rate-limit", type=_positive_int, help="override the job's limit")
-        cmd.add_argument("--concurrency", type=int)
+        cmd.add_argument(
+            "--rate-limit", type=_positive_int, help="override the job's limit (default: its own)"
+        )
+        cmd.add_argument(
+            "--concurrency",
+            type=int,
+            help="override the job's cap on requests in flight (default: its own)",
+        )
         if name == "retry":
-            cmd.add_argument("--no-preflight", action="store_true")
+            cmd.add_argument(
+                "--no-preflight",
+                action="store_true",
+                help="skip local validation against the account's property schema",
+            )
             cmd.add_argument(
                 "--include-ambiguous",
                 action="store_true",
@@ -634,7 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: Any = args.func(args)
     except ConfigError as exc:
-        print(f"bulkops: {redact(str(exc))}", file=sys.stderr)
+        print(f"bulkops: {redact(flag_message(str(exc)))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_STOPPED

@@ -37,6 +37,7 @@ from ._dialect import Dialect
 from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
 from ._errors import INPUT_ERROR, ConfigError
+from ._header import _closest
 from ._http import HttpRequest, Transport
 from ._intake import Intake, Resumed
 from ._jobdir import RETRY_DIR, JobFolder, check_writable
@@ -558,7 +559,9 @@ def _id_property_problem(config: JobConfig, schema: PropertySchema) -> str | Non
     if not idp:
         return None
     if not schema.has(idp):
-        return f"the id property {idp!r} does not exist on {config.object_type}"
+        guess = _closest(idp, schema.names(), schema.labels())
+        hint = f" (did you mean {guess}?)" if guess else ""
+        return f"the id property {idp!r} does not exist on {config.object_type}{hint}"
     email_on_contacts = idp == "email" and config.object_type in ("contacts", "0-1")
     if not schema.is_unique(idp) and not email_on_contacts:
         return (
