@@ -36,6 +36,7 @@ __all__ = ["DryRunReport", "dry_run", "format_dry_run"]
 FIRST_SHOWN = 20  # failures, duplicates and missing ids kept in the report
 _READERS = 4  # batch reads in flight at once (the limiter paces them)
 _READ_KIND = "dry_run_read"
+_READ_BATCH = 100  # HubSpot's batch read limit
 
 
 async def dry_run(
@@ -164,13 +165,15 @@ class _DryRun:
                 self._note_key(checked)
                 if reads is not None:
                     batch.append(checked)
-                    if len(batch) == 100:
+                    if len(batch) == _READ_BATCH:
                         await reads.send(batch)
                         batch = []
                 if self.job.latch.is_set:
                     return
             if batch and reads is not None:
                 await reads.send(batch)
+        except anyio.BrokenResourceError:
+            return  # every reader stopped: the latch holds why
         except ConfigError as exc:
             self.job.latch.set(Stop(StopReason.INPUT, str(exc)))
         finally:
@@ -202,13 +205,13 @@ class _DryRun:
                 found = await self._read(channel, dialect, items)
                 if found is None:
                     return  # stopped: the report says why
-                for item in items:
-                    if item.row in found:
-                        self.exist += 1
-                    else:
-                        self.missing += 1
-                        if len(self.first_missing) < FIRST_SHOWN:
-                            self.first_missing.append(item.row)
+                missing = [item.row for item in items if item.row not in found]
+                self.exist += len(items) - len(missing)
+                self.missing += len(missing)
+                # Batches finish in any order; the report keeps the lowest rows.
+                self.first_missing = sorted(self.first_missing + missing[:FIRST_SHOWN])[
+                    :FIRST_SHOWN
+                ]
 
     async def _read(
         self, channel: Channel, dialect: V3Dialect, items: list[Item]
@@ -225,6 +228,10 @@ class _DryRun:
             if not isinstance(answer, TransportFailure) and answer.status in (200, 207):
                 parsed = dialect.parse_ok(items, answer)
                 return {o.item.row for o in parsed.outcomes if o.ok}
+            if not isinstance(answer, TransportFailure) and answer.status == 404:
+                # HubSpot answers a batch read of which no record exists with a 404 (the
+                # object type itself was found by the schema read).
+                return set()
             ctx = Context(
                 operation=Operation.READ,
                 retry=config.retry,

@@ -83,13 +83,15 @@ async def test_create_dry_run_counts_sends_failures_and_duplicates_and_writes_no
 async def test_dry_run_reads_count_existing_records_at_read_cost(fake, tmp_path):
     ids = fake.seed_records("tickets", [ticket(n) for n in range(1, 151)])
     rows = [{"id": i, "content": f"updated {i}"} for i in ids]
-    rows += [{"id": "999999999", "content": "x"}, {"id": "888888888", "content": "y"}]
+    # 150 unknown ids after them: a batch of 100 of which none exists is HubSpot's 404.
+    rows += [{"id": str(900_000_000 + n), "content": "x"} for n in range(150)]
     report = await dry_run(config(fake, tmp_path, Operation.UPDATE, dry_run_reads=True), rows)
+    assert report.stop is None
     assert report.reads is not None
-    assert (report.reads.exist, report.reads.missing) == (150, 2)
-    assert report.reads.first_missing == (151, 152)
-    assert report.reads.read_requests == 2
-    assert report.requests_made == {"dry_run_read": 2, "schema": 1}
+    assert (report.reads.exist, report.reads.missing) == (150, 150)
+    assert report.reads.first_missing == tuple(range(151, 171))
+    assert report.reads.read_requests == 3
+    assert report.requests_made == {"dry_run_read": 3, "schema": 1}
     assert_only_reads(fake)
     for i in ids[:3]:
         assert fake.record("tickets", i)["properties"].get("content") is None
