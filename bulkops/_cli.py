@@ -32,7 +32,7 @@ from ._checks import (
 from ._cli_guard import internal_error, redact, remember_secret
 from ._cli_help import HelpFormatter, Parser, config_default, flag_message
 from ._cli_plan import add_plan_arguments, mapping_from_args, run_dry
-from ._cli_rails import add_rail_arguments, check_destructive
+from ._cli_rails import add_rail_arguments, check_destructive, check_ids_exist
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import Job, JobReport, Mode
 from ._errors import ConfigError
@@ -405,6 +405,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_destructive(config, args, stdin=sys.stdin, stderr=sys.stderr)
     if config.api is Api.V1 and config.operation is Operation.ARCHIVE and not args.yes:
         confirm_permanent_delete(args.input, stdin=sys.stdin, stderr=sys.stderr)
+    check_ids_exist(config, args, stdin=sys.stdin, stderr=sys.stderr)
     job = Job(config, source, input_name=args.input, input_meta=meta)
     return _drive_and_report(job, args, count_from=args.input)
 

@@ -45,10 +45,12 @@ async def dry_run(
     *,
     transport: Transport | None = None,
     input_name: str = "",
+    write_report: bool = True,
 ) -> DryRunReport:
     """Check ``source`` as ``config``'s job would, without writing a record.
 
-    The report is also written to ``config.out_dir/report.json`` (the only file written).
+    The report is also written to ``config.out_dir/report.json`` (the only file written),
+    unless ``write_report`` is false.
     """
     # The job's own parts (transport, channel, schema read) with a config it can hold.
     job = Job(
@@ -59,6 +61,8 @@ async def dry_run(
     )
     run = _DryRun(config, job)
     report = await run.run(source, input_name or job._input_name)
+    if not write_report:
+        return report
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "report.json").write_bytes(
         orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2)

@@ -121,3 +121,40 @@ async def test_the_command_line_refuses_then_archives_with_yes(tmp_path):
         assert done.returncode == 0, done.stderr.decode()
         assert_accounted(tmp_path / "b", 5)
         assert fake.records("tickets") == []
+
+
+async def test_ids_that_do_not_exist_stop_an_archive_without_yes(tmp_path):
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        seeded = [{"subject": f"T{n}", "hs_pipeline_stage": "1"} for n in range(1, 6)]
+        ids = fake.seed_records("tickets", seeded)
+        src = tmp_path / "ids.csv"
+        src.write_text("id\n" + "".join(f"{i}\n" for i in [*ids, "999999991", "999999992"]))
+        line = ["run", "archive", "--input", src, "--base-url", fake.url]
+        refused = await run_cli(*line, "--out", tmp_path / "a")
+        err = refused.stderr.decode()
+        assert refused.returncode == 2, err
+        assert "2 of the ids do not exist in HubSpot (rows 6, 7...)" in err
+        assert "add --yes" in err.lower()
+        assert {r.path.rsplit("/", 1)[-1] for r in fake.requests} == {"tickets", "read"}
+        assert len(fake.records("tickets")) == 5
+
+        skipped = await run_cli(*line, "--out", tmp_path / "b", "--no-check-ids")
+        assert skipped.returncode == 0, skipped.stderr.decode()
+        assert_accounted(tmp_path / "b", 7)
+        assert fake.records("tickets") == []
+
+
+async def test_an_archive_whose_ids_all_exist_goes_ahead_after_the_check(tmp_path):
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        seeded = [{"subject": f"T{n}", "hs_pipeline_stage": "1"} for n in range(1, 6)]
+        ids = fake.seed_records("tickets", seeded)
+        src = tmp_path / "ids.csv"
+        src.write_text("id\n" + "".join(f"{i}\n" for i in ids))
+        done = await run_cli(
+            "run", "archive", "--input", src, "--base-url", fake.url, "--out", tmp_path / "o"
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 0, err
+        assert "read the 5 ids back before archiving (1 read request): 0 not found" in err
+        assert_accounted(tmp_path / "o", 5)
+        assert fake.records("tickets") == []
