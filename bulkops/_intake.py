@@ -105,11 +105,10 @@ class Intake:
         self.reading_done = False  # no more rows will come (read to the end, or stopped)
         self.exhausted = False  # read to the end
         self.left: int | None = None  # rows a trial run (--limit) left for resume
-        self.check: RowCheck | None = None
 
     async def run(self) -> None:
         config = self._config
-        check = self.check = RowCheck(config, self._schema)
+        check = RowCheck(config, self._schema)
         creating = config.operation is Operation.CREATE
         resumed = self._resumed
         finished = _Finished(resumed.finished if resumed else None)

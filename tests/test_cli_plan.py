@@ -82,3 +82,20 @@ async def test_a_trial_run_sends_the_first_rows_and_resume_sends_the_rest(tmp_pa
         assert sorted(bad) == [3]
         assert len(fake.records("tickets")) == 449
         assert max(fake.stats.creates_by_unique.values()) == 1  # nothing created twice
+
+
+def test_a_dry_run_never_writes_into_a_job_folder(tmp_path, monkeypatch, capsys):
+    import bulkops._cli as cli
+
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-00000000-0000-0000-0000-000000000000")
+    src = tmp_path / "in.csv"
+    write_csv(src, 3)
+    out = tmp_path / "job"
+    out.mkdir()
+    (out / "journal.sqlite").write_bytes(b"")
+    code = cli.main(["run", "create", "--input", str(src), "--out", str(out), "--dry-run"])
+    assert code == 2
+    assert "holds a job; a dry run writes its report.json in a folder of its own" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["journal.sqlite"]
