@@ -70,6 +70,10 @@ legacy v1 ticket API (--api-version v1, or --api v1): batch-create, batch-update
   supporting v1 in September 2027. batch-delete is PERMANENT: v1 deletes tickets for good,
   there is no recycle bin; it asks for confirmation on a terminal, or needs --yes.
 
+before a big job: --dry-run checks every row and estimates the requests, time and daily
+  quota, writing nothing; --limit 100 sends one batch to look at, then `bulkops resume OUT`
+  sends the rest. Columns named as HubSpot's UI labels them: --map, --match-labels.
+
 The token comes from HUBSPOT_ACCESS_TOKEN or --token-file, never from the command line.
 exit codes: 0 all written, 1 some records failed, 2 usage/config error (or an internal
 error; run with --debug to see its traceback), 3 stopped (resumable)

@@ -158,3 +158,37 @@ async def test_an_archive_whose_ids_all_exist_goes_ahead_after_the_check(tmp_pat
         assert "read the 5 ids back before archiving (1 read request): 0 not found" in err
         assert_accounted(tmp_path / "o", 5)
         assert fake.records("tickets") == []
+
+
+@pytest.mark.parametrize(("answer", "goes_on"), [("yes\n", True), ("\n", False)])
+def test_ids_not_found_ask_on_a_terminal(tmp_path, answer, goes_on):
+    from anyio.from_thread import start_blocking_portal
+
+    from bulkops._cli_rails import check_ids_exist
+
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(FakeHubSpot(FakeConfig(rate_limit=None))) as fake,
+    ):
+        ids = fake.seed_records("tickets", [{"subject": "T", "hs_pipeline_stage": "1"}])
+        src = tmp_path / "ids.csv"
+        src.write_text(f"id\n{ids[0]}\n999999991\n")
+        cfg = JobConfig(
+            operation=Operation.ARCHIVE,
+            token=Secret(DEFAULT_FAKE_TOKEN),
+            base_url=fake.url,
+            out_dir=tmp_path / "out",
+        )
+        ns = args(src)
+        ns.no_check_ids = False
+        prompt = io.StringIO()
+        if goes_on:
+            check_ids_exist(cfg, ns, stdin=Terminal(answer), stderr=prompt)
+        else:
+            with pytest.raises(ConfigError, match="not confirmed; nothing was archived"):
+                check_ids_exist(cfg, ns, stdin=Terminal(answer), stderr=prompt)
+        assert "1 of the ids do not exist in HubSpot (rows 2...). Archive the others?" in (
+            prompt.getvalue()
+        )
+        assert len(fake.records("tickets")) == 1  # the check archives nothing
+    assert not (tmp_path / "out").exists()  # and writes no report
