@@ -13,8 +13,10 @@ Example::
 """
 
 from ._config import JobConfig, Secret
+from ._dry_run import DryRunReport, dry_run
 from ._engine import Job, Mode, Progress, Source, run_job
 from ._errors import BulkOpsError, Category, ConfigError, InputError
+from ._mapping import ColumnMapping
 from ._models import Api, Operation
 from ._report import (
     JobInfo,
@@ -38,7 +40,9 @@ __all__ = [
     "ApiVersion",
     "BulkOpsError",
     "Category",
+    "ColumnMapping",
     "ConfigError",
+    "DryRunReport",
     "InputError",
     "Job",
     "JobConfig",
@@ -59,6 +63,7 @@ __all__ = [
     "StopReason",
     "Written",
     "__version__",
+    "dry_run",
     "from_iterable",
     "open_source",
     "read_csv",

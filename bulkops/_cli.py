@@ -13,6 +13,7 @@ import argparse
 import codecs
 import dataclasses
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -27,7 +28,10 @@ from ._checks import (
     origin,
     same_base_url,
 )
-from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
+from ._cli_guard import internal_error, redact, remember_secret
+from ._cli_help import HelpFormatter, Parser, config_default, flag_message
+from ._cli_plan import add_plan_arguments, mapping_from_args, run_dry
+from ._cli_rails import add_rail_arguments, check_destructive, check_ids_exist
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._console import count_rows, drive
 from ._engine import Job, Mode
@@ -65,6 +69,10 @@ legacy v1 ticket API (--api-version v1, or --api v1): batch-create, batch-update
   batch-read and batch-delete (also reachable as create/update/read/archive). HubSpot stops
   supporting v1 in September 2027. batch-delete is PERMANENT: v1 deletes tickets for good,
   there is no recycle bin; it asks for confirmation on a terminal, or needs --yes.
+
+before a big job: --dry-run checks every row and estimates the requests, time and daily
+  quota, writing nothing; --limit 100 sends one batch to look at, then `bulkops resume OUT`
+  sends the rest. Columns named as HubSpot's UI labels them: --map, --match-labels.
 
 The token comes from HUBSPOT_ACCESS_TOKEN or --token-file, never from the command line.
 exit codes: 0 all written, 1 some records failed, 2 usage/config error (or an internal
@@ -110,8 +118,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--object",
         dest="object_type",
-        default="tickets",
-        help="object type: tickets (default), contacts, deals, 0-5, 2-123, ...",
+        default=config_default("object_type"),
+        help="object type: tickets, contacts, deals, 0-5, 2-123, ...",
     )
     p.add_argument("--input", "-i", required=True, help="CSV, TSV or JSONL file; '-' reads stdin")
     p.add_argument(
@@ -178,14 +186,18 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--yes",
         action="store_true",
-        help="confirm a permanent v1 batch-delete without being asked",
+        help="confirm a permanent v1 batch-delete, or an archive of more than --max-archive "
+        "rows, without being asked",
     )
+    add_rail_arguments(p)
     p.add_argument(
         "--base-url",
         default=os.environ.get("HUBSPOT_BASE_URL", DEFAULT_BASE_URL),
         help="API base URL (env HUBSPOT_BASE_URL; default %(default)s)",
     )
-    p.add_argument("--token-file", help="file holding the access token")
+    p.add_argument(
+        "--token-file", help="file holding the access token (default: HUBSPOT_ACCESS_TOKEN)"
+    )
     p.add_argument("--out", type=Path, help="result folder (default: a new one per job)")
     p.add_argument(
         "--rate-limit",
@@ -207,8 +219,21 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--concurrency", type=int, help="cap on requests in flight (default: derived from latency)"
     )
-    p.add_argument("--max-attempts", type=int, default=6)
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=config_default("batch_size"),
+        help="records per request, 1 to 100",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=config_default("max_attempts"),
+        help="attempts per record before it fails",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=config_default("timeout"), help="seconds per request"
+    )
     _add_outage_argument(p)
     p.add_argument(
         "--no-preflight",
@@ -218,6 +243,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-journal", action="store_true", help="keep no journal (the job cannot be resumed)"
     )
+    add_plan_arguments(p)
     _add_display_arguments(p)
 
 
@@ -286,6 +312,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         daily_budget=budget,
         daily_share=share,
         concurrency=args.concurrency,
+        batch_size=args.batch_size,
         max_attempts=args.max_attempts,
         timeout=args.timeout,
         outage_timeout=(
@@ -294,6 +321,10 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         preflight=not args.no_preflight,
         out_dir=args.out or default_out_dir(operation, args.object_type),
         journal=not args.no_journal,
+        mapping=mapping_from_args(args),
+        dry_run=args.dry_run is not None,
+        dry_run_reads=args.dry_run == "reads",
+        limit=args.limit,
     )
 
 
@@ -327,8 +358,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             meta["fingerprint"] = fingerprint(args.input)
     except (ValueError, OSError) as exc:
         raise ConfigError(f"cannot read --input {args.input}: {exc}") from None
+    if config.dry_run:
+        print(f"bulkops: talking to {origin(config.base_url)}", file=sys.stderr)
+        return run_dry(config, source, input_name=args.input)
+    check_destructive(config, args, stdin=sys.stdin, stderr=sys.stderr)
     if config.api is Api.V1 and config.operation is Operation.ARCHIVE and not args.yes:
         confirm_permanent_delete(args.input, stdin=sys.stdin, stderr=sys.stderr)
+    check_ids_exist(config, args, stdin=sys.stdin, stderr=sys.stderr)
     job = Job(config, source, input_name=args.input, input_meta=meta)
     return _drive_and_report(job, args, count_from=args.input)
 
@@ -380,7 +416,8 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         return report.exit_code
     print(format_summary(report), file=sys.stderr)
     if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
-        print(f"  continue with: bulkops resume {job.config.out_dir}", file=sys.stderr)
+        out = shlex.quote(str(job.config.out_dir))
+        print(f"  continue with: bulkops resume {out}", file=sys.stderr)
     return report.exit_code
 
 
@@ -511,7 +548,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = SafeArgumentParser(
+    from . import __version__
+
+    parser = Parser(
         prog="bulkops",
         description="Move millions of CRM records through HubSpot's batch APIs at the rate "
         "limit, with every row accounted for.",
@@ -523,18 +562,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the traceback of an unexpected error (secrets masked)",
     )
+    parser.add_argument("--version", action="version", version=f"bulkops {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser(
         "run",
         help="run a batch job",
         description=_RUN_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_run_arguments(run)
     run.set_defaults(func=_cmd_run)
 
-    demo = sub.add_parser("demo", help="run a sample job against the embedded fake HubSpot")
-    demo.add_argument("--rows", type=int, default=100_000)
+    demo = sub.add_parser(
+        "demo",
+        help="run a sample job against the embedded fake HubSpot",
+        formatter_class=HelpFormatter,
+    )
+    demo.add_argument("--rows", type=int, default=100_000, help="rows the sample job writes")
     demo.add_argument(
         "--rate-limit",
         type=_positive_int,
@@ -542,24 +586,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="the fake's limit per 10 s (0 = unlimited)",
     )
     demo.add_argument("--latency-ms", default="150-250", help="the fake's latency, LO-HI ms")
-    demo.add_argument("--out", type=Path, help="result folder")
-    demo.add_argument("--progress", choices=["auto", "bar", "log", "none"], default="auto")
+    demo.add_argument("--out", type=Path, help="result folder (default: a new one per job)")
+    demo.add_argument(
+        "--progress",
+        choices=["auto", "bar", "log", "none"],
+        default="auto",
+        help="live display: bar on a terminal, a log line every 10 s otherwise",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     for name, func, text in (
         ("resume", _cmd_resume, "continue a stopped or killed job where it left off"),
         ("retry", _cmd_retry, "re-run the records in a job's failed.jsonl and update its results"),
     ):
-        cmd = sub.add_parser(name, help=text, description=text)
+        cmd = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         cmd.add_argument("out_dir", metavar="OUT", type=Path, help="the job's result folder")
-        cmd.add_argument("--token-file")
+        cmd.add_argument(
+            "--token-file", help="file holding the access token (default: HUBSPOT_ACCESS_TOKEN)"
+        )
         cmd.add_argument(
             "--base-url",
             help=f"API base URL (default: HUBSPOT_BASE_URL, else {DEFAULT_BASE_URL}; a job "
             "started against another host is refused unless this is given)",
         )
-        cmd.add_argument("--rate-limit", type=_positive_int, help="override the job's limit")
-        cmd.add_argument("--concurrency", type=int)
+        cmd.add_argument(
+            "--rate-limit", type=_positive_int, help="override the job's limit (default: its own)"
+        )
+        cmd.add_argument(
+            "--concurrency",
+            type=int,
+            help="override the job's cap on requests in flight (default: its own)",
+        )
         cmd.add_argument(
             "--id-property",
             help="a unique property to read creates back by, for a job that ran without one: "
@@ -567,7 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         _add_outage_argument(cmd)
         if name == "retry":
-            cmd.add_argument("--no-preflight", action="store_true")
+            cmd.add_argument(
+                "--no-preflight",
+                action="store_true",
+                help="skip local validation against the account's property schema",
+            )
             cmd.add_argument(
                 "--include-ambiguous",
                 action="store_true",
@@ -593,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: Any = args.func(args)
     except ConfigError as exc:
-        print(f"bulkops: {redact(str(exc))}", file=sys.stderr)
+        print(f"bulkops: {redact(flag_message(str(exc)))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_STOPPED

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._checks import check_base_url, check_object_type, check_property_name, check_token_text
 from ._errors import ConfigError
+from ._mapping import ColumnMapping
 from ._models import Api, Operation
 from ._retry import RetryPolicy
 from ._versions import DEFAULT_API_VERSION, ApiVersion
@@ -137,6 +138,14 @@ class JobConfig:
     out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
     max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
     journal: bool = True
+    # Input columns -> properties (renames, ignored columns, constants, label matching).
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    # Check everything locally and write nothing (``bulkops.dry_run``; a Job refuses it).
+    dry_run: bool = False
+    # With dry_run: also read the target records back to count those that exist.
+    dry_run_reads: bool = False
+    # A trial run: send only the first N rows of the input; resume goes on with the rest.
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         self._settle_api_version()
@@ -210,6 +219,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("outage_timeout", lambda v: v > 0, "must be > 0 seconds"),
     ("daily_budget", lambda v: v >= 1, "must be >= 1"),
     ("daily_share", lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    ("limit", lambda v: v >= 1, "must be >= 1"),
 )
 
 
@@ -229,10 +239,15 @@ def _operation_problem(config: JobConfig) -> str | None:
             return "id_property: v1 addresses tickets by objectId only"
     if op is not Operation.READ and (config.properties or config.properties_with_history):
         return "properties only apply to read"
+    if config.dry_run_reads and not config.dry_run:
+        return "dry_run_reads needs dry_run"
+    if config.dry_run_reads and op not in (Operation.UPDATE, Operation.UPSERT, Operation.ARCHIVE):
+        return "dry_run_reads applies to update, upsert and archive only"
     return None
 
 
-_META_SKIP = frozenset({"token", "out_dir"})
+# A trial run's limit and a dry run are choices of one run, not of the job: resume goes on.
+_META_SKIP = frozenset({"token", "out_dir", "limit", "dry_run", "dry_run_reads"})
 
 
 def config_to_meta(config: JobConfig) -> dict[str, Any]:
@@ -248,6 +263,8 @@ def config_to_meta(config: JobConfig) -> dict[str, Any]:
             value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
+        elif isinstance(value, ColumnMapping):
+            value = value.to_meta()
         meta[f.name] = value
     return meta
 
@@ -260,6 +277,7 @@ def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> J
     values["api_version"] = ApiVersion.parse(values.get("api_version") or values["api"].value)
     for name in ("properties", "properties_with_history"):
         values[name] = tuple(values.get(name) or ())
+    values["mapping"] = ColumnMapping.from_meta(values.get("mapping"))
     known = {f.name for f in fields(JobConfig)}
     return JobConfig(
         token=token, out_dir=out_dir, **{k: v for k, v in values.items() if k in known}

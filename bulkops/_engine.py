@@ -17,9 +17,11 @@ period, and every finished result and the report are still written.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import random
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,6 +100,8 @@ class Job:
         self.mode = Mode(mode)
         if self.mode is not Mode.NEW and not config.journal:
             raise ConfigError(f"{self.mode} needs the journal")
+        if config.dry_run:
+            raise ConfigError("dry_run: run it with bulkops.dry_run(), which writes nothing")
         self.config = config
         self._source = source
         self._grace = grace
@@ -176,7 +180,7 @@ class Job:
             async with self._transport_cm() as transport:
                 channel = self._channel = self._make_channel(transport)
                 schema = None
-                if config.preflight or config.id_property:
+                if config.preflight or config.id_property or config.mapping.match_labels:
                     schema = await read_schema(channel, config, self.latch, self._rng)
                 if not self.latch.is_set:
                     await self._pipeline(channel, writer, journal, schema)
@@ -213,6 +217,14 @@ class Job:
         if error is not None and stop is None:
             stop = Stop(StopReason.INTERRUPTED, f"{type(error).__name__}: {error}")
         intake = self._intake
+        left = intake.left if intake else None
+        if left and stop is None:
+            stop = Stop(
+                StopReason.LIMIT,
+                f"trial run: the first {config.limit} rows were sent and {left} are left; "
+                f"bulkops resume {shlex.quote(str(config.out_dir))} sends them",
+            )
+            status = JobStatus.STOPPED
         report = run_report(
             job=JobInfo(
                 operation=config.operation.value,
@@ -236,6 +248,8 @@ class Job:
             limiter=self.limiter.stats(),
             warnings=self._warnings(),
         )
+        if left:
+            report = dataclasses.replace(report, rows_left=left)
         folder = self._folder
         try:
             if folder is not None:

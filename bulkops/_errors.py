@@ -40,12 +40,14 @@ class Category(enum.StrEnum):
     UNACCOUNTED = "UNACCOUNTED"  # HubSpot answered 2xx but never mentioned the record
 
 
-INPUT_ERROR = Category.INPUT_ERROR
-PREFLIGHT = Category.PREFLIGHT
-AMBIGUOUS = Category.AMBIGUOUS
-RETRIES_EXHAUSTED = Category.RETRIES_EXHAUSTED
-BATCH_REJECTED = Category.BATCH_REJECTED
-UNACCOUNTED = Category.UNACCOUNTED
+# Plain strings inside the engine (a category is a dict key in counts and JSON: orjson takes
+# only exact ``str`` keys); equal to the enum's members.
+INPUT_ERROR: str = Category.INPUT_ERROR.value
+PREFLIGHT: str = Category.PREFLIGHT.value
+AMBIGUOUS: str = Category.AMBIGUOUS.value
+RETRIES_EXHAUSTED: str = Category.RETRIES_EXHAUSTED.value
+BATCH_REJECTED: str = Category.BATCH_REJECTED.value
+UNACCOUNTED: str = Category.UNACCOUNTED.value
 
 
 class BulkOpsError(Exception):

@@ -134,11 +134,11 @@ def _not_a_property(name: str, id_property: str | None) -> bool:
 
 
 def _with_suggestion(name: str, schema: PropertySchema) -> str:
-    guess = _closest(name, schema.names(), schema.labels())
+    guess = closest_name(name, schema.names(), schema.labels())
     return f"{name!r} (did you mean {guess}?)" if guess else repr(name)
 
 
-def _closest(name: str, names: Iterable[str], labels: dict[str, str]) -> str | None:
+def closest_name(name: str, names: Iterable[str], labels: dict[str, str]) -> str | None:
     """The property a column most likely means: an exact name or label whatever the case
     or separators, else the closest name or label by difflib's ratio."""
     by_key: dict[str, str] = {}

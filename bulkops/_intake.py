@@ -16,12 +16,11 @@ from typing import Any
 import anyio
 
 from ._config import JobConfig
-from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
-from ._header import check_columns
+from ._errors import AMBIGUOUS, ConfigError
 from ._journal import row_digest
 from ._models import Item, Operation, Outcome, Phase
-from ._normalize import Normalizer
 from ._preflight import PropertySchema
+from ._rowcheck import RowCheck
 from ._scheduler import Scheduler
 from ._sources import RawRow, RowStream, from_iterable, open_source
 from ._stats import Stop, StopLatch, StopReason
@@ -85,6 +84,10 @@ class _Refused(Exception):
         self.stop = stop
 
 
+class _LimitReached(Exception):
+    """A trial run (``limit``) has taken its rows."""
+
+
 class Intake:
     def __init__(
         self,
@@ -109,30 +112,27 @@ class Intake:
         self._latch = latch
         self._schema = schema
         self._digests = digests
-        self._normalize = Normalizer(
-            config.operation,
-            api=config.api,
-            id_property=config.id_property,
-            empty_clears=config.empty_clears,
-        )
+        self._resumed = resumed
+        # Mapping, normalising and pre-flight: the one check a row gets (the dry run too).
+        self._check = RowCheck(config, schema)
         self._creating = config.operation is Operation.CREATE
-        self._validate = (
-            schema.validate
-            if schema is not None and config.preflight and config.operation in _VALIDATED
-            else None
-        )
+        self._limit = config.limit
+        self._taken = 0  # rows of this run (not skipped as finished before), for --limit
         self._finished = _Finished(resumed.finished if resumed else None)
         self._in_flight = _Cursor(resumed.in_flight if resumed and self._creating else None)
         self.rows_read = 0
         self.skipped = 0
         self.reading_done = False  # no more rows will come (read to the end, or stopped)
         self.exhausted = False  # read to the end
+        self.left: int | None = None  # rows a trial run (--limit) left for resume
 
     async def run(self) -> None:
         rows = self._rows
         try:
             async for raw in rows:
-                if self.rows_read == 0 and (problem := self._header_problem(rows)):
+                if self.rows_read == 0 and (
+                    problem := self._check.header_problem(getattr(rows, "header", None))
+                ):
                     # A mistake in the header is one error, before the first write.
                     self._latch.set(Stop(StopReason.INPUT, problem))
                     break
@@ -142,10 +142,19 @@ class Intake:
                 except _Refused as refused:
                     self._latch.set(refused.stop)
                     break
+                except _LimitReached:
+                    # A trial run: this row and the rest stay unprocessed, for resume.
+                    self.rows_read -= 1
+                    self.left = 1 + await _count_rest(rows)
+                    break
                 if taken is not None and not await self._scheduler.put(taken[0], phase=taken[1]):
                     break
             else:
                 self.exhausted = True
+                archiving = self._config.operation is Operation.ARCHIVE
+                if not self.rows_read and self._resumed is None and archiving:
+                    # An empty file where ids were meant: most likely the wrong one.
+                    self._latch.set(Stop(StopReason.INPUT, _NOTHING_TO_ARCHIVE))
         except ConfigError as exc:
             # The input cannot be read on (a damaged file, a bad header): stop, keep results.
             self._latch.set(Stop(StopReason.INPUT, str(exc)))
@@ -168,12 +177,17 @@ class Intake:
                 raise _Refused(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
             self.skipped += 1
             return None
+        if self._limit is not None and self._taken >= self._limit:
+            raise _LimitReached
+        self._taken += 1
         if raw.data is None:
             self._settle_unparsed(raw)
             return None
-        item = self._checked_item(raw.row, raw.data)
-        if item is None:
+        checked = self._check(raw.row, raw.data)
+        if isinstance(checked, Outcome):
+            self._settle(checked)  # invalid: normalising or pre-flight failed
             return None
+        item = checked
         item.digest = digest
         in_flight = self._in_flight.has(raw.row)
         if not in_flight and not raw.maybe_written:
@@ -188,40 +202,20 @@ class Intake:
             return None
         return item, Phase.WRITE  # an AMBIGUOUS row the user chose to send again
 
-    def _checked_item(self, row: int, data: dict[str, Any]) -> Item | None:
-        """The row normalised and pre-flighted, or None when it failed (its outcome settled)."""
-        try:
-            item = self._normalize(row, data)
-        except InputError as exc:
-            extra = {"property": exc.field} if exc.field else {}
-            self._fail(Item(row, data, {}), INPUT_ERROR, str(exc), extra)
-            return None
-        if self._validate is not None:
-            errors = self._validate(item.properties, creating=self._creating)
-            if errors:
-                extra2: dict[str, Any] = {
-                    "properties": [e.property for e in errors],
-                    "codes": [e.code for e in errors],
-                }
-                self._fail(item, PREFLIGHT, "; ".join(e.message for e in errors), extra2)
-                return None
-        return item
-
-    def _header_problem(self, rows: AsyncIterable[RawRow]) -> str | None:
-        header = getattr(rows, "header", None)
-        if header is None:
-            return None
-        config = self._config
-        return check_columns(
-            header,
-            schema=self._schema,
-            operation=config.operation,
-            id_property=config.id_property,
-            object_type=config.object_type,
-        )
-
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))
+
+
+_NOTHING_TO_ARCHIVE = (
+    "the input holds no rows: an archive (or delete) of nothing is refused (is it the right input?)"
+)
+
+
+async def _count_rest(rows: AsyncIterable[RawRow]) -> int:
+    n = 0
+    async for _ in rows:
+        n += 1
+    return n
 
 
 def _not_the_same_input(row: int) -> str:

@@ -189,6 +189,19 @@ def _rule_for(prop: Mapping[str, Any]) -> _Rule | None:
     return _BY_TYPE.get(str(kind))
 
 
+def _option_labels(prop: Mapping[str, Any]) -> dict[str, str]:
+    if prop.get("type") != "enumeration":
+        return {}
+    found: dict[str, str] = {}
+    for option in prop.get("options") or ():
+        if not isinstance(option, Mapping) or "value" not in option:
+            continue
+        label = option.get("label")
+        if isinstance(label, str) and label.strip():
+            found.setdefault(label.strip(), str(option["value"]))
+    return found
+
+
 class PropertySchema:
     """The properties of one object type, ready to validate records against.
 
@@ -199,6 +212,7 @@ class PropertySchema:
         "_checks",
         "_labels",
         "_object_type",
+        "_option_labels",
         "_required",
         "_required_order",
         "_rules",
@@ -213,8 +227,11 @@ class PropertySchema:
         unique: Iterable[str] = (),
         legacy_v1: bool = False,
         labels: Mapping[str, str] | None = None,
+        option_labels: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._object_type = object_type
+        # property -> {option label: option value}: "High" is HIGH, a stage's label its id.
+        self._option_labels = {name: dict(o) for name, o in (option_labels or {}).items()}
         self._rules = dict(rules)
         # UI label -> internal name: people export "Ticket name" where the API wants "subject".
         self._labels = dict(labels or {})
@@ -244,6 +261,7 @@ class PropertySchema:
         rules: dict[str, _Rule | None] = {}
         unique = []
         labels: dict[str, str] = {}
+        option_labels: dict[str, dict[str, str]] = {}
         for index, prop in enumerate(results):
             name = prop.get("name") if isinstance(prop, Mapping) else None
             if not isinstance(name, str) or not name:
@@ -254,11 +272,15 @@ class PropertySchema:
             label = prop.get("label")
             if isinstance(label, str) and label.strip():
                 labels.setdefault(label.strip(), name)
+            options = _option_labels(prop)
+            if options:
+                option_labels[name] = options
         return cls(
             object_type=object_type,
             rules=rules,
             unique=unique,
             labels=labels,
+            option_labels=option_labels,
             legacy_v1=legacy_v1,
         )
 
@@ -276,6 +298,10 @@ class PropertySchema:
     def labels(self) -> dict[str, str]:
         """Each property label as HubSpot's UI shows it, mapped to its internal name."""
         return dict(self._labels)
+
+    def option_labels(self, name: str) -> dict[str, str]:
+        """The options of an enumeration property, label -> value; empty for other kinds."""
+        return dict(self._option_labels.get(name, {}))
 
     def is_unique(self, name: str) -> bool:
         """Whether the property has unique values, as an upsert ``idProperty`` needs."""

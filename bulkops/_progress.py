@@ -7,6 +7,7 @@ which reads well in a log file. On a terminal, rich redraws a bar with rows, rec
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections import deque
@@ -20,7 +21,27 @@ from rich.text import Text
 
 from ._engine import JobReport, Progress
 
-__all__ = ["ProgressDisplay", "format_summary"]
+__all__ = ["WIDTH", "ProgressDisplay", "fit", "format_summary"]
+
+WIDTH = 80  # columns: a classic terminal, and a log viewer's line
+
+
+def fit(parts: list[str], *, width: int = WIDTH, prefix: str = "", indent: str = "  ") -> list[str]:
+    """``" | "``-joined parts packed into lines of at most ``width`` characters; the first
+    starts with ``prefix``, the others with ``indent``. A part never splits across lines."""
+    lines: list[str] = []
+    current, empty = prefix, True
+    for part in parts:
+        part = part[: width - len(indent)]
+        if empty:
+            current, empty = (current + part)[:width], False
+        elif len(current) + 3 + len(part) <= width:
+            current = f"{current} | {part}"
+        else:
+            lines.append(current)
+            current = indent + part
+    lines.append(current)
+    return lines
 
 
 def _rate(samples: deque[tuple[float, int]]) -> float:
@@ -110,16 +131,21 @@ class ProgressDisplay:
         progress, health = self.parts(p)
         if self._live is not None:
             done, total = p.succeeded + p.failed, self.expected_rows
-            bar = ProgressBar(total=float(total) if total else None, completed=done, width=40)
+            text = fit(progress, width=WIDTH - 11)[0]
+            # The bar takes what the numbers leave of 80 columns (one for the grid's padding).
+            width = max(10, WIDTH - 1 - len(text))
+            bar = ProgressBar(total=float(total) if total else None, completed=done, width=width)
             top = Table.grid(padding=(0, 1))
-            top.add_row(bar, Text(" | ".join(progress)))
-            self._live.update(Group(top, Text(" | ".join(health), style="dim")))
+            top.add_row(bar, Text(text))
+            rows = [Text(line, style="dim") for line in fit(health)]
+            self._live.update(Group(top, *rows))
             return
-        text = " | ".join(progress + health)
         now = time.monotonic()
         if now - self._last_log >= self._log_every:
             self._last_log = now
-            print(f"[bulkops {_duration(p.elapsed)}] {text}", file=self.stream, flush=True)
+            prefix = f"[bulkops {_duration(p.elapsed)}] "
+            text = "\n".join(fit(progress + health, prefix=prefix))
+            print(text, file=self.stream, flush=True)
 
 
 def format_summary(report: JobReport) -> str:
@@ -160,5 +186,8 @@ def format_summary(report: JobReport) -> str:
     lines.extend(f"  warning: {warning}" for warning in report.warnings)
     if report.stop:
         lines.append(f"  stopped: {report.stop.message}")
-    lines.append(f"  results: {job.out_dir}/(succeeded|failed).jsonl, report.json")
+    # Quoted so that it can be pasted into a shell, whatever the folder's name holds.
+    lines.append(
+        f"  results in {shlex.quote(job.out_dir)}: succeeded.jsonl, failed.jsonl, report.json"
+    )
     return "\n".join(lines)

@@ -130,6 +130,7 @@ class JobReport:
     this_run: RunInfo | None = None
     warnings: tuple[str, ...] = ()
     version: int = field(default=REPORT_VERSION)
+    rows_left: int | None = None  # rows a trial run (--limit) left for ``bulkops resume``
 
     @property
     def succeeded(self) -> int:
@@ -184,6 +185,7 @@ class JobReport:
             runs=int(data.get("runs", 1)),
             this_run=None if not run else RunInfo(**run),
             warnings=tuple(data.get("warnings", ())),
+            rows_left=data.get("rows_left"),
         )
 
 

@@ -14,6 +14,7 @@ import anyio
 
 from ._channel import Channel
 from ._config import JobConfig
+from ._header import closest_name
 from ._http import HttpRequest
 from ._models import Api
 from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
@@ -82,7 +83,9 @@ def id_property_problem(config: JobConfig, schema: PropertySchema) -> str | None
     if not idp:
         return None
     if not schema.has(idp):
-        return f"the id property {idp!r} does not exist on {config.object_type}"
+        guess = closest_name(idp, schema.names(), schema.labels())
+        hint = f" (did you mean {guess}?)" if guess else ""
+        return f"the id property {idp!r} does not exist on {config.object_type}{hint}"
     email_on_contacts = idp == "email" and config.object_type in ("contacts", "0-1")
     if not schema.is_unique(idp) and not email_on_contacts:
         return (

@@ -33,6 +33,7 @@ class StopReason(enum.StrEnum):
     CONFIG = "config"  # every batch would fail the same way (object, id property...)
     INPUT = "input"  # the input cannot be read on (a damaged file, a bad header)
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM / Job.stop()
+    LIMIT = "limit"  # a trial run (--limit N) sent its N rows; resume sends the rest
 
     @property
     def exit_code(self) -> int:

@@ -92,7 +92,7 @@ async def test_exit_codes_and_summary(tmp_path):
         assert b"rejected the access token" in bad_token.stderr
 
         usage = await run_cli("run", "upsert", "--input", src, "--base-url", fake.url)
-        assert usage.returncode == 2 and b"id_property" in usage.stderr
+        assert usage.returncode == 2 and b"--id-property is required" in usage.stderr
 
         bad_url = await run_cli(
             "run",

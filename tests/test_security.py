@@ -365,7 +365,7 @@ async def test_every_cli_error_path_exits_as_documented_without_traceback_or_tok
         assert_clean(done, 2, "holds settings bulkops cannot use")
         edit_journal(tmp_path / "loose", operation="create", object_type="../../admin")
         done = await bulkops("resume", tmp_path / "loose", *url)
-        assert_clean(done, 2, "(--object) '../../admin' is not an object type")
+        assert_clean(done, 2, "bulkops: --object '../../admin' is not an object type")
         assert fake.stats.requests == sent
         done = await bulkops("fake-server", "--help")
         assert_clean(done, 0, "A TEST SERVER")
