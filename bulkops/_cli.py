@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+import orjson
 
 from ._checks import (
     check_out_dir,
@@ -532,6 +533,17 @@ async def from_rows(rows: Iterable[RawRow]) -> AsyncIterator[RawRow]:
         yield row
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ._status import format_status, read_status
+
+    state = read_status(args.out_dir)
+    if args.json:
+        print(orjson.dumps(state.to_json()).decode())
+    else:
+        print(format_status(state))
+    return EXIT_OK
+
+
 def _cmd_fake_server(args: argparse.Namespace) -> int:
     from .testing import run_fake_server_from_args
 
@@ -604,6 +616,17 @@ def build_parser() -> argparse.ArgumentParser:
             )
         _add_display_arguments(cmd)
         cmd.set_defaults(func=func)
+
+    status = sub.add_parser(
+        "status",
+        help="show a job's state from its folder, while it runs or after it stopped",
+        description="Show a job's state from its folder (running, stopped or finished; rows "
+        "done, failed and left; rate, ETA, last error; the PID holding it). Reads only: "
+        "never locks or writes the folder. Exit code 0, or 2 when OUT holds no job.",
+    )
+    status.add_argument("out_dir", metavar="OUT", type=Path, help="the job's result folder")
+    status.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    status.set_defaults(func=_cmd_status)
 
     from .testing import add_fake_server_arguments
 

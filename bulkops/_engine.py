@@ -17,6 +17,7 @@ period, and every finished result and the report are still written.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import random
@@ -27,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 
 from ._channel import Channel, Waiting
 from ._config import JobConfig, config_to_meta
@@ -43,7 +43,15 @@ from ._limiter import RateLimiter
 from ._models import Api, Item, Operation, Outcome
 from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
 from ._preflight import PropertySchema
-from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, whole_job_report
+from ._report import (
+    JobInfo,
+    JobReport,
+    JobStatus,
+    iso_time,
+    run_report,
+    whole_job_report,
+    write_report_file,
+)
 from ._results import FAILED, SUCCEEDED, ResultWriter
 from ._scheduler import Scheduler
 from ._sources import RawRow, fingerprint, from_iterable, open_source
@@ -55,6 +63,7 @@ __all__ = ["Job", "JobReport", "Mode", "Progress", "Source", "run_job"]
 
 _COMMIT_EVERY_S = 0.02
 _FLUSH_FILES_EVERY_S = 1.0
+_REPORT_EVERY_S = 5.0  # report.json while the job runs
 
 
 class Mode(enum.StrEnum):
@@ -133,6 +142,8 @@ class Job:
         self._cancel: anyio.CancelScope | None = None
         self._cancelled = False
         self._rng = random.Random()
+        self._started_wall = 0.0
+        self.report_every = _REPORT_EVERY_S  # seconds between report.json snapshots
 
     # -- control -----------------------------------------------------------------------------
     def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
@@ -177,7 +188,7 @@ class Job:
     async def run(self) -> JobReport:
         config = self.config
         self._started = time.monotonic()
-        started_wall = time.time()
+        started_wall = self._started_wall = time.time()
         journal = self._open_journal()
         writer = ResultWriter(
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
@@ -226,7 +237,28 @@ class Job:
         stop = self.latch.stop
         if error is not None and stop is None:
             stop = Stop(StopReason.INTERRUPTED, f"{type(error).__name__}: {error}")
-        intake = self._intake
+        report = self._report(status, stop, started_wall, journal, final=True)
+        try:
+            if self._folder is not None:
+                self._folder.finish()  # a retry: its rows settle, the result files are rebuilt
+            write_report_file(config.out_dir, report)
+        finally:
+            if self._folder is not None:
+                self._folder.close()  # the journal, then the lock, last
+        return report
+
+    def _report(
+        self,
+        status: JobStatus,
+        stop: Stop | None,
+        started_wall: float,
+        journal: Journal | None,
+        *,
+        final: bool,
+    ) -> JobReport:
+        """This run's report, for a journaled job with the whole job's counts. ``final``: the
+        run's own, added to the journal's history; else a snapshot of the running job."""
+        config, intake = self.config, self._intake
         report = run_report(
             job=JobInfo(
                 operation=config.operation.value,
@@ -251,7 +283,8 @@ class Job:
         )
         if journal is not None:
             earlier = [JobReport.from_json(r) for r in journal.runs()]
-            journal.add_run(report.to_json())
+            if final:
+                journal.add_run(report.to_json())
             report = whole_job_report(
                 report,
                 earlier,
@@ -259,16 +292,21 @@ class Job:
                 mode=self.mode.value,
                 skipped=intake.skipped if intake else 0,
             )
-        try:
-            if self._folder is not None:
-                self._folder.finish()  # a retry: its rows settle, the result files are rebuilt
-            (config.out_dir / "report.json").write_bytes(
-                orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2)
-            )
-        finally:
-            if self._folder is not None:
-                self._folder.close()  # the journal, then the lock, last
         return report
+
+    async def _refresh_report(self, journal: Journal | None, started_wall: float) -> None:
+        """Keep ``report.json`` current while the job runs (status ``running``), so that
+        ``bulkops status`` and a watching operator see rows read, rates and 429s."""
+        while True:
+            await anyio.sleep(self.report_every)
+            stop = self.latch.stop
+            status = JobStatus.RUNNING if stop is None else JobStatus.STOPPED
+            # A snapshot is advice: a full disk must not end the job; the final write says so.
+            with contextlib.suppress(OSError):
+                write_report_file(
+                    self.config.out_dir,
+                    self._report(status, stop, started_wall, journal, final=False),
+                )
 
     def _transport_cm(self) -> Any:
         if self._transport is not None:
@@ -406,6 +444,7 @@ class Job:
             self._cancel = tg.cancel_scope
             tg.start_soon(intake.run)
             tg.start_soon(committer.run)
+            tg.start_soon(self._refresh_report, journal, self._started_wall)
             workers.start(tg)
             # The supervisor: the job is over when every row is finished or it is stopped;
             # after a stop, requests in flight get ``grace`` seconds to end.

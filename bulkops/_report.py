@@ -8,11 +8,15 @@ whole job, counted after the last commit, so it always equals the result files).
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ._limiter import LimiterStats
 from ._stats import JobStats, Stop, StopReason
@@ -28,6 +32,7 @@ __all__ = [
     "Written",
     "run_report",
     "whole_job_report",
+    "write_report_file",
 ]
 
 REPORT_VERSION = 2
@@ -38,6 +43,7 @@ class JobStatus(enum.StrEnum):
     STOPPED = "stopped"  # a stop (see ``stop``): resumable or fix-first
     CANCELLED = "cancelled"  # cancelled at once: requests in flight were abandoned
     ERROR = "error"  # an unexpected exception (in a Python source, say); see ``stop.message``
+    RUNNING = "running"  # a snapshot the engine refreshes while the job runs (see Job.run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,3 +320,18 @@ def whole_job_report(
 
 def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+REPORT_NAME = "report.json"
+
+
+def write_report_file(out_dir: Path, report: JobReport) -> None:
+    """Write ``out_dir/report.json`` atomically (temporary file, then rename): ``bulkops
+    status`` and other readers see the previous report or this one, never half of one."""
+    target = out_dir / REPORT_NAME
+    tmp = out_dir / f".{REPORT_NAME}.writing"
+    try:
+        tmp.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
