@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -37,10 +38,12 @@ from ._failed_input import read_failed_file
 from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import JobFolderBusy, lock_holder
+from ._logfmt import PROGRESS, cli_logging, json_mode, say, set_job
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
 from ._sources import RawRow, fingerprint, open_source, parse_delimiter
+from ._summary import summary_line, write_summary_file
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = ["main"]
@@ -233,6 +236,30 @@ def _add_display_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="live display: bar on a terminal, a log line every 10 s otherwise",
     )
+    _add_ops_arguments(p)
+
+
+def _add_ops_arguments(p: argparse.ArgumentParser) -> None:
+    """For jobs nobody watches: machine-readable stderr, a summary file (bulkops._logfmt)."""
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="stderr as lines for people (default; UTC timestamps when stderr is not a "
+        "terminal) or as JSON lines: time, level, job, event, message, fields",
+    )
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument(
+        "--quiet", "-q", action="store_true", help="only warnings and errors on stderr"
+    )
+    loud.add_argument(
+        "--verbose", "-v", action="count", default=0, help="also debug records on stderr"
+    )
+    p.add_argument(
+        "--summary-file",
+        type=Path,
+        help="also write the one-line JSON summary (the last line on stdout) to this file",
+    )
 
 
 def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
@@ -320,10 +347,11 @@ async def _drive(
                 async for _ in received:
                     seen += 1
                     if seen == 1:
-                        print(
+                        say(
                             "\nbulkops: stopping, waiting for requests in flight "
                             "(press Ctrl-C again to stop at once)",
-                            file=sys.stderr,
+                            event="stopping",
+                            level=logging.WARNING,
                         )
                         job.stop()
                     else:
@@ -345,7 +373,7 @@ async def _drive(
 
 def _read_token(token_file: str | None) -> Secret:
     if token_file and (warning := loose_token_file_warning(token_file)):
-        print(warning, file=sys.stderr)
+        say(warning, event="warning", level=logging.WARNING)
     token = Secret.from_env_or_file(token_file)
     remember_secret(token.reveal())  # masked in any error message from here on
     return token
@@ -413,21 +441,67 @@ def confirm_permanent_delete(input_path: str, *, stdin: TextIO, stderr: TextIO) 
 
 
 def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | None) -> int:
-    print(f"bulkops: talking to {origin(job.config.base_url)}", file=sys.stderr)
+    set_job(str(job.config.out_dir))
+    say(f"bulkops: talking to {origin(job.config.base_url)}", event="start")
     if warning := cleartext_warning(job.config.base_url):
-        print(warning, file=sys.stderr)
+        say(warning, event="warning", level=logging.WARNING)
     if job.config.api is Api.V1:
-        print(V1_SUNSET_WARNING, file=sys.stderr)
-    with ProgressDisplay(mode=args.progress) as display:
+        say(V1_SUNSET_WARNING, event="warning", level=logging.WARNING)
+    with ProgressDisplay(mode=_progress_mode(args), on_line=_progress_line) as display:
         report = anyio.run(lambda: drive(job, display, count_from=count_from))
+    _print_summary_line(report, job.config.out_dir, args.summary_file)
     if report.stop is not None and report.exit_code == EXIT_USAGE and not report.rows.read:
         # Fixed before anything was done (a bad header, a wrong host): one plain message.
-        print(f"bulkops: {report.stop.message}", file=sys.stderr)
+        say(f"bulkops: {report.stop.message}", event="error", level=logging.ERROR)
         return report.exit_code
-    print(format_summary(report), file=sys.stderr)
+    text = format_summary(report)
     if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
-        print(f"  continue with: bulkops resume {job.config.out_dir}", file=sys.stderr)
+        text += f"\n  continue with: bulkops resume {job.config.out_dir}"
+    say(text, event="summary", **summary_line(report, job.config.out_dir))
     return report.exit_code
+
+
+def _progress_mode(args: argparse.Namespace) -> str:
+    if args.quiet:
+        return "none"
+    if json_mode() and args.progress != "none":
+        return "log"  # a redrawn bar would break the JSON lines
+    return str(args.progress)
+
+
+def _progress_line(p: Any, line: str) -> None:
+    say(
+        line,
+        event="progress",
+        logger=PROGRESS,
+        elapsed_s=round(p.elapsed, 1),
+        rows_read=p.rows_read,
+        succeeded=p.succeeded,
+        failed=p.failed,
+        in_engine=p.in_engine,
+        requests=p.requests,
+        throttled=dict(p.throttled),
+        limit=p.limit,
+        ceiling=p.ceiling,
+        daily_remaining=p.daily_remaining,
+        waiting=p.waiting,
+        stopping=p.stopping,
+    )
+
+
+def _print_summary_line(report: JobReport, out_dir: Path, summary_file: Path | None) -> None:
+    """The last line on stdout: one JSON object (an Airflow BashOperator's XCom value)."""
+    summary = summary_line(report, out_dir)
+    if summary_file is not None:
+        try:
+            write_summary_file(summary_file, summary)
+        except OSError as exc:
+            say(
+                f"bulkops: cannot write --summary-file {summary_file}: {exc.strerror or exc}",
+                event="warning",
+                level=logging.WARNING,
+            )
+    print(orjson.dumps(summary).decode(), flush=True)
 
 
 def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str, Any]]:
@@ -521,7 +595,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     checked = read_failed_file(source, include_ambiguous=args.include_ambiguous)
     skipped = checked.skipped_message()
     if skipped:
-        print(f"bulkops: {skipped}", file=sys.stderr)
+        say(f"bulkops: {skipped}", event="warning", level=logging.WARNING)
     rows = folder.retry_rows(include_ambiguous=args.include_ambiguous)
     name = str(args.out_dir / FAILED)
     job = Job(config, from_rows(rows), input_name=name, input_meta=inp, mode=Mode.RETRY)
@@ -641,17 +715,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with cli_logging(args):  # --log-format, --quiet, -v: how stderr reads (bulkops._logfmt)
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         code: Any = args.func(args)
     except ConfigError as exc:
-        print(f"bulkops: {redact(str(exc))}", file=sys.stderr)
+        say(f"bulkops: {redact(str(exc))}", event="error", level=logging.ERROR)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_STOPPED
     except Exception as exc:
         # A bug or an environment problem nobody foresaw: one plain line, exit 2 (the
         # documented codes end at 3, so not the conventional 70).
-        print(internal_error(exc, debug=args.debug), file=sys.stderr)
+        say(internal_error(exc, debug=args.debug), event="internal_error", level=logging.ERROR)
         return EXIT_USAGE
     return int(code)
 

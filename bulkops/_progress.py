@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import IO, Any
 
 from rich.console import Console, Group
@@ -19,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._engine import JobReport, Progress
+from ._logfmt import utc_stamp
 
 __all__ = ["ProgressDisplay", "format_summary"]
 
@@ -45,8 +47,13 @@ class ProgressDisplay:
         mode: str = "auto",
         stream: IO[str] | None = None,
         log_every: float = 10.0,
+        on_line: Callable[[Progress, str], None] | None = None,
     ) -> None:
+        """``on_line``: where a log-mode line goes instead of ``stream`` (the CLI makes it a
+        ``bulkops.progress`` log record; see ``_logfmt``)."""
         self.stream = stream or sys.stderr
+        self.on_line = on_line
+        self.rate = 0.0  # records/s over the last samples, as the last line showed it
         if mode == "auto":
             mode = "bar" if self.stream.isatty() else "log"
         self.mode = mode
@@ -76,7 +83,7 @@ class ProgressDisplay:
         """(progress: rows, %, rate, ETA; health: outcomes, requests, 429s, limits)."""
         done = p.succeeded + p.failed
         self._samples.append((time.monotonic(), done))
-        rate = _rate(self._samples)
+        rate = self.rate = _rate(self._samples)
         total = self.expected_rows
         if total and p.reading_done:
             total = max(total, p.rows_read)
@@ -119,7 +126,13 @@ class ProgressDisplay:
         now = time.monotonic()
         if now - self._last_log >= self._log_every:
             self._last_log = now
-            print(f"[bulkops {_duration(p.elapsed)}] {text}", file=self.stream, flush=True)
+            line = f"[bulkops {_duration(p.elapsed)}] {text}"
+            if self.on_line is not None:
+                self.on_line(p, line)
+                return
+            if not self.stream.isatty():  # a log file: say when
+                line = f"{utc_stamp()} {line}"
+            print(line, file=self.stream, flush=True)
 
 
 def format_summary(report: JobReport) -> str:
