@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -256,6 +256,12 @@ def _add_ops_arguments(p: argparse.ArgumentParser) -> None:
         "--verbose", "-v", action="count", default=0, help="also debug records on stderr"
     )
     p.add_argument(
+        "--metrics-file",
+        type=Path,
+        help="keep a Prometheus text-format file current while the job runs (for the node "
+        "exporter's textfile collector: name it *.prom), rewritten atomically every 2 s",
+    )
+    p.add_argument(
         "--summary-file",
         type=Path,
         help="also write the one-line JSON summary (the last line on stdout) to this file",
@@ -316,11 +322,18 @@ def _count_rows(path: str) -> int | None:
     return max(0, n - 1) if path.lower().endswith((".csv", ".tsv")) else n
 
 
-async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = None) -> JobReport:
-    """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once."""
+async def drive(
+    job: Job,
+    display: ProgressDisplay,
+    *,
+    count_from: str | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> JobReport:
+    """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once.
+    ``on_tick`` runs with each refresh of the display (the metrics file)."""
     result: list[JobReport] = []
     try:
-        await _drive(job, display, count_from, result)
+        await _drive(job, display, count_from, result, on_tick)
     except BaseExceptionGroup as group:
         # One task failing (a ConfigError found when the job opens) cancels the others; show
         # that error, not the group around it.
@@ -333,7 +346,11 @@ async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = 
 
 
 async def _drive(
-    job: Job, display: ProgressDisplay, count_from: str | None, result: list[JobReport]
+    job: Job,
+    display: ProgressDisplay,
+    count_from: str | None,
+    result: list[JobReport],
+    on_tick: Callable[[], None] | None = None,
 ) -> None:
     async with anyio.create_task_group() as tg:
 
@@ -364,6 +381,8 @@ async def _drive(
                 )
             while True:
                 display(job.progress())
+                if on_tick is not None:
+                    on_tick()
                 await anyio.sleep(0.25)
 
         tg.start_soon(run)
@@ -447,8 +466,12 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         say(warning, event="warning", level=logging.WARNING)
     if job.config.api is Api.V1:
         say(V1_SUNSET_WARNING, event="warning", level=logging.WARNING)
+    metrics = _metrics_file(args.metrics_file, job)
+    tick = None if metrics is None else metrics.tick
     with ProgressDisplay(mode=_progress_mode(args), on_line=_progress_line) as display:
-        report = anyio.run(lambda: drive(job, display, count_from=count_from))
+        report = anyio.run(lambda: drive(job, display, count_from=count_from, on_tick=tick))
+    if metrics is not None:
+        metrics.finish(report)
     _print_summary_line(report, job.config.out_dir, args.summary_file)
     if report.stop is not None and report.exit_code == EXIT_USAGE and not report.rows.read:
         # Fixed before anything was done (a bad header, a wrong host): one plain message.
@@ -459,6 +482,19 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         text += f"\n  continue with: bulkops resume {job.config.out_dir}"
     say(text, event="summary", **summary_line(report, job.config.out_dir))
     return report.exit_code
+
+
+def _metrics_file(path: Path | None, job: Job) -> Any:
+    if path is None:
+        return None
+    from ._metrics import MetricsFile  # prometheus_client only for jobs that ask for it
+
+    def warn(text: str) -> None:
+        say(text, event="warning", level=logging.WARNING)
+
+    metrics = MetricsFile(path, job, warn=warn)
+    metrics.start()
+    return metrics
 
 
 def _progress_mode(args: argparse.Namespace) -> str:

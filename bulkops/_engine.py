@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio
 
-from ._channel import Channel, Waiting
+from ._channel import Channel, RequestDone, Waiting
 from ._config import JobConfig, config_to_meta
 from ._dialect import Dialect
 from ._dialect_v1 import V1Dialect
@@ -100,6 +100,7 @@ class Progress:
     stopping: str | None
     host: str = ""
     waiting: str | None = None  # what the job waits for, and until when
+    in_flight: int = 0  # requests sent and not answered yet
 
 
 class Job:
@@ -144,6 +145,8 @@ class Job:
         self._rng = random.Random()
         self._started_wall = 0.0
         self.report_every = _REPORT_EVERY_S  # seconds between report.json snapshots
+        # Called with every request that came back (bulkops.otel's duration histogram).
+        self.request_observers: list[Callable[[RequestDone], None]] = []
 
     # -- control -----------------------------------------------------------------------------
     def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
@@ -182,6 +185,7 @@ class Job:
             stopping=None if stop is None else stop.reason.value,
             host=channel.host if channel else "",
             waiting=_waiting_text(channel.waiting if channel else None),
+            in_flight=channel.in_flight if channel else 0,
         )
 
     # -- the run -----------------------------------------------------------------------------
@@ -329,7 +333,12 @@ class Job:
             daily_budget=config.daily_budget,
             daily_share=config.daily_share,
             rng=self._rng,
+            on_request=self._request_done if self.request_observers else None,
         )
+
+    def _request_done(self, done: RequestDone) -> None:
+        for observe in self.request_observers:
+            observe(done)
 
     def _open_journal(self) -> Journal | None:
         config = self.config
