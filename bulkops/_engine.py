@@ -56,6 +56,7 @@ from ._results import FAILED, SUCCEEDED, ResultWriter
 from ._scheduler import Scheduler
 from ._sources import RawRow, fingerprint, from_iterable, open_source
 from ._stats import JobStats, Stop, StopLatch, StopReason
+from ._status import journal_counts
 from ._transport import AiohttpTransport
 from ._worker import Dialects, Workers
 
@@ -259,9 +260,11 @@ class Job:
         journal: Journal | None,
         *,
         final: bool,
+        counts: Mapping[str, Any] | None = None,
     ) -> JobReport:
-        """This run's report, for a journaled job with the whole job's counts. ``final``: the
-        run's own, added to the journal's history; else a snapshot of the running job."""
+        """This run's report, for a journaled job with the whole job's counts (``counts``,
+        else the journal's now). ``final``: the run's own, added to the journal's history;
+        else a snapshot of the running job."""
         config, intake = self.config, self._intake
         report = run_report(
             job=JobInfo(
@@ -292,7 +295,7 @@ class Job:
             report = whole_job_report(
                 report,
                 earlier,
-                journal.counts(),
+                journal.counts() if counts is None else counts,
                 mode=self.mode.value,
                 skipped=intake.skipped if intake else 0,
             )
@@ -303,13 +306,19 @@ class Job:
         ``bulkops status`` and a watching operator see rows read, rates and 429s."""
         while True:
             await anyio.sleep(self.report_every)
+            counts = None
+            if journal is not None:
+                # Counted from the last commit in a thread: the event loop does not wait.
+                counts = await anyio.to_thread.run_sync(
+                    journal_counts, journal.path, abandon_on_cancel=True
+                )
             stop = self.latch.stop
             status = JobStatus.RUNNING if stop is None else JobStatus.STOPPED
             # A snapshot is advice: a full disk must not end the job; the final write says so.
             with contextlib.suppress(OSError):
                 write_report_file(
                     self.config.out_dir,
-                    self._report(status, stop, started_wall, journal, final=False),
+                    self._report(status, stop, started_wall, journal, final=False, counts=counts),
                 )
 
     def _transport_cm(self) -> Any:

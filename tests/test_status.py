@@ -18,7 +18,8 @@ import pytest
 
 from bulkops._cli import main
 from bulkops._engine import Job
-from bulkops._status import read_status
+from bulkops._journal import Journal
+from bulkops._status import journal_counts, read_status
 
 from .accounting import assert_accounted, assert_report_matches_files
 from .mockhub import MockHub, tickets
@@ -187,6 +188,12 @@ async def test_status_of_a_job_with_failures_names_the_last_error(tmp_path, caps
     await Job(config(tmp_path, concurrency=1), rows, transport=hub.transport).run()
     st = read_status(tmp_path)
     assert st.state == "finished" and (st.succeeded, st.failed) == (119, 1)
+    # The engine's snapshots count through their own read-only connection, in a thread.
+    journal = Journal.open(tmp_path / "journal.sqlite")
+    try:
+        assert journal_counts(journal.path) == journal.counts()
+    finally:
+        journal.close()
     assert st.last_error is not None and st.last_error.startswith("row 110: PREFLIGHT")
     assert main(["status", str(tmp_path), "--json"]) == 0
     data = orjson.loads(capsys.readouterr().out)
