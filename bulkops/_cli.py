@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -468,7 +469,8 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         say(V1_SUNSET_WARNING, event="warning", level=logging.WARNING)
     metrics = _metrics_file(args.metrics_file, job)
     tick = None if metrics is None else metrics.tick
-    with ProgressDisplay(mode=_progress_mode(args), on_line=_progress_line) as display:
+    with ProgressDisplay(mode=_progress_mode(args)) as display:
+        display.on_line = functools.partial(_progress_line, display)
         report = anyio.run(lambda: drive(job, display, count_from=count_from, on_tick=tick))
     if metrics is not None:
         metrics.finish(report)
@@ -505,12 +507,14 @@ def _progress_mode(args: argparse.Namespace) -> str:
     return str(args.progress)
 
 
-def _progress_line(p: Any, line: str) -> None:
+def _progress_line(display: ProgressDisplay, p: Any, line: str) -> None:
     say(
         line,
         event="progress",
         logger=PROGRESS,
         elapsed_s=round(p.elapsed, 1),
+        rows_expected=display.expected_rows,
+        rate_per_s=round(display.rate, 1),
         rows_read=p.rows_read,
         succeeded=p.succeeded,
         failed=p.failed,

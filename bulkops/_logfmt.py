@@ -166,18 +166,18 @@ def cli_logging(args: Any, *, stream: TextIO | None = None) -> Iterator[logging.
         handler.setFormatter(JsonFormatter(None if job is None else str(job)))
     else:
         handler.setFormatter(TextFormatter(timestamps=not _isatty(out)))
-    saved = (logger.level, logger.propagate, _state["handler"])
+    saved = (logger.level, _state["handler"])
     logger.addHandler(handler)
     logger.setLevel(_level(args))
-    logger.propagate = False  # one copy of each line, even under a configured root logger
+    # Records still propagate: the command's process has no root handlers (so no line is
+    # written twice), and a test's log capture on the root logger still sees them.
     _state["handler"] = handler
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
         logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-        _state["handler"] = saved[2]
+        _state["handler"] = saved[1]
 
 
 def set_job(job: str) -> None:

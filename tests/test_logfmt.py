@@ -148,6 +148,9 @@ async def test_a_json_log_job_writes_only_json_on_stderr_and_ends_stdout_with_th
     for line in lines:
         assert set(line) == {"time", "level", "job", "event", "message", "logger", "fields"}
         assert line["job"] == str(out)
+    progress = next(line for line in lines if line["event"] == "progress")
+    assert {"rows_read", "succeeded", "rate_per_s", "rows_expected"} <= set(progress["fields"])
+    assert progress["fields"]["rows_expected"] == 300
     summary = next(line for line in lines if line["event"] == "summary")
     assert "299 succeeded, 1 failed" in summary["message"]
     last = orjson.loads(done.stdout.splitlines()[-1])
