@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import dataclasses
-import functools
 import logging
 import os
 import signal
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
-import orjson
 
 from ._checks import (
     check_out_dir,
@@ -32,6 +30,14 @@ from ._checks import (
     same_base_url,
 )
 from ._cli_guard import SafeArgumentParser, internal_error, redact, remember_secret
+from ._cli_ops import (
+    add_ops_arguments,
+    add_status_command,
+    prepare_outputs,
+    print_summary_line,
+    progress_hook,
+    progress_mode,
+)
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
 from ._engine import Job, JobReport, Mode
 from ._errors import ConfigError
@@ -39,12 +45,12 @@ from ._failed_input import read_failed_file
 from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import JobFolderBusy, lock_holder
-from ._logfmt import PROGRESS, cli_logging, json_mode, say, set_job
+from ._logfmt import cli_logging, say, set_job
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
 from ._sources import RawRow, fingerprint, open_source, parse_delimiter
-from ._summary import summary_line, write_summary_file
+from ._summary import summary_line
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = ["main"]
@@ -237,36 +243,7 @@ def _add_display_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="live display: bar on a terminal, a log line every 10 s otherwise",
     )
-    _add_ops_arguments(p)
-
-
-def _add_ops_arguments(p: argparse.ArgumentParser) -> None:
-    """For jobs nobody watches: machine-readable stderr, a summary file (bulkops._logfmt)."""
-    p.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="stderr as lines for people (default; UTC timestamps when stderr is not a "
-        "terminal) or as JSON lines: time, level, job, event, message, fields",
-    )
-    loud = p.add_mutually_exclusive_group()
-    loud.add_argument(
-        "--quiet", "-q", action="store_true", help="only warnings and errors on stderr"
-    )
-    loud.add_argument(
-        "--verbose", "-v", action="count", default=0, help="also debug records on stderr"
-    )
-    p.add_argument(
-        "--metrics-file",
-        type=Path,
-        help="keep a Prometheus text-format file current while the job runs (for the node "
-        "exporter's textfile collector: name it *.prom), rewritten atomically every 2 s",
-    )
-    p.add_argument(
-        "--summary-file",
-        type=Path,
-        help="also write the one-line JSON summary (the last line on stdout) to this file",
-    )
+    add_ops_arguments(p)
 
 
 def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
@@ -467,14 +444,14 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         say(warning, event="warning", level=logging.WARNING)
     if job.config.api is Api.V1:
         say(V1_SUNSET_WARNING, event="warning", level=logging.WARNING)
-    metrics = _metrics_file(args.metrics_file, job)
+    metrics = prepare_outputs(args, job)
     tick = None if metrics is None else metrics.tick
-    with ProgressDisplay(mode=_progress_mode(args)) as display:
-        display.on_line = functools.partial(_progress_line, display)
+    with ProgressDisplay(mode=progress_mode(args)) as display:
+        display.on_line = progress_hook(display)
         report = anyio.run(lambda: drive(job, display, count_from=count_from, on_tick=tick))
     if metrics is not None:
         metrics.finish(report)
-    _print_summary_line(report, job.config.out_dir, args.summary_file)
+    print_summary_line(report, job.config.out_dir, args.summary_file)
     if report.stop is not None and report.exit_code == EXIT_USAGE and not report.rows.read:
         # Fixed before anything was done (a bad header, a wrong host): one plain message.
         say(f"bulkops: {report.stop.message}", event="error", level=logging.ERROR)
@@ -484,64 +461,6 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
         text += f"\n  continue with: bulkops resume {job.config.out_dir}"
     say(text, event="summary", **summary_line(report, job.config.out_dir))
     return report.exit_code
-
-
-def _metrics_file(path: Path | None, job: Job) -> Any:
-    if path is None:
-        return None
-    from ._metrics import MetricsFile  # prometheus_client only for jobs that ask for it
-
-    def warn(text: str) -> None:
-        say(text, event="warning", level=logging.WARNING)
-
-    metrics = MetricsFile(path, job, warn=warn)
-    metrics.start()
-    return metrics
-
-
-def _progress_mode(args: argparse.Namespace) -> str:
-    if args.quiet:
-        return "none"
-    if json_mode() and args.progress != "none":
-        return "log"  # a redrawn bar would break the JSON lines
-    return str(args.progress)
-
-
-def _progress_line(display: ProgressDisplay, p: Any, line: str) -> None:
-    say(
-        line,
-        event="progress",
-        logger=PROGRESS,
-        elapsed_s=round(p.elapsed, 1),
-        rows_expected=display.expected_rows,
-        rate_per_s=round(display.rate, 1),
-        rows_read=p.rows_read,
-        succeeded=p.succeeded,
-        failed=p.failed,
-        in_engine=p.in_engine,
-        requests=p.requests,
-        throttled=dict(p.throttled),
-        limit=p.limit,
-        ceiling=p.ceiling,
-        daily_remaining=p.daily_remaining,
-        waiting=p.waiting,
-        stopping=p.stopping,
-    )
-
-
-def _print_summary_line(report: JobReport, out_dir: Path, summary_file: Path | None) -> None:
-    """The last line on stdout: one JSON object (an Airflow BashOperator's XCom value)."""
-    summary = summary_line(report, out_dir)
-    if summary_file is not None:
-        try:
-            write_summary_file(summary_file, summary)
-        except OSError as exc:
-            say(
-                f"bulkops: cannot write --summary-file {summary_file}: {exc.strerror or exc}",
-                event="warning",
-                level=logging.WARNING,
-            )
-    print(orjson.dumps(summary).decode(), flush=True)
 
 
 def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str, Any]]:
@@ -647,17 +566,6 @@ async def from_rows(rows: Iterable[RawRow]) -> AsyncIterator[RawRow]:
         yield row
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from ._status import format_status, read_status
-
-    state = read_status(args.out_dir)
-    if args.json:
-        print(orjson.dumps(state.to_json()).decode())
-    else:
-        print(format_status(state))
-    return EXIT_OK
-
-
 def _cmd_fake_server(args: argparse.Namespace) -> int:
     from .testing import run_fake_server_from_args
 
@@ -731,16 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_display_arguments(cmd)
         cmd.set_defaults(func=func)
 
-    status = sub.add_parser(
-        "status",
-        help="show a job's state from its folder, while it runs or after it stopped",
-        description="Show a job's state from its folder (running, stopped or finished; rows "
-        "done, failed and left; rate, ETA, last error; the PID holding it). Reads only: "
-        "never locks or writes the folder. Exit code 0, or 2 when OUT holds no job.",
-    )
-    status.add_argument("out_dir", metavar="OUT", type=Path, help="the job's result folder")
-    status.add_argument("--json", action="store_true", help="one JSON object, for machines")
-    status.set_defaults(func=_cmd_status)
+    add_status_command(sub)
 
     from .testing import add_fake_server_arguments
 

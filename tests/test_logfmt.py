@@ -11,6 +11,7 @@ import re
 import orjson
 import pytest
 
+from bulkops._cli import main
 from bulkops._cli_guard import remember_secret
 from bulkops._engine import Progress
 from bulkops._logfmt import JsonFormatter, TextFormatter, cli_logging, say
@@ -185,3 +186,23 @@ async def test_quiet_keeps_stderr_to_warnings_and_a_stopped_job_still_ends_with_
     last = orjson.loads(done.stdout.splitlines()[-1])
     assert last["status"] == "stopped" and last["exit_code"] == 3
     assert last["stop"]["reason"] == "auth" and "wrong-token" not in done.stdout.decode()
+
+
+@pytest.mark.parametrize("flag", ["--summary-file", "--metrics-file"])
+def test_an_output_file_that_cannot_be_written_stops_before_the_job(
+    tmp_path, capsys, monkeypatch, flag
+):
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-" + "5" * 30)
+    src = tmp_path / "in.csv"
+    write_csv(src, 5)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = main(
+        [
+            *("run", "create", "--input", str(src), "--out", str(tmp_path / "out")),
+            *("--base-url", "http://127.0.0.1:9", flag, str(blocker / "x.out")),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot write {flag} {blocker / 'x.out'}" in err, err
+    assert "Traceback" not in err and not (tmp_path / "out" / "journal.sqlite").exists()
