@@ -215,3 +215,11 @@ def test_status_of_a_folder_without_a_job_is_a_usage_error(tmp_path, capsys, mak
     assert main(["status", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bulkops: ") and str(folder) in err and "Traceback" not in err
+
+
+async def test_status_of_a_job_without_a_journal_reads_its_report(tmp_path):
+    hub = MockHub()
+    await Job(config(tmp_path, journal=False), tickets(40), transport=hub.transport).run()
+    assert not (tmp_path / "journal.sqlite").exists()
+    st = read_status(tmp_path)
+    assert (st.state, st.succeeded, st.failed, st.total, st.left) == ("finished", 40, 0, 40, 0)
