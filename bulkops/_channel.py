@@ -25,7 +25,7 @@ from ._limiter import RateLimiter
 from ._retry import RetryPolicy
 from ._stats import JobStats, Stop, StopLatch, StopReason
 
-__all__ = ["Channel", "Waiting"]
+__all__ = ["Channel", "RequestDone", "Waiting"]
 
 Answer = HttpResponse | TransportFailure
 _PROBE_TIMEOUT = 10.0
@@ -37,6 +37,19 @@ class Waiting:
 
     reason: str
     until: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDone:
+    """One request that came back (an answer or a transport failure), for observers such as
+    the OpenTelemetry request-duration histogram. Counting stays in ``JobStats``."""
+
+    method: str
+    kind: str  # schema, write, verify, isolation, probe
+    status: int | None  # None: no HTTP answer (see ``failure``)
+    failure: str | None  # the TransportFailure's kind
+    duration_s: float
+    host: str
 
 
 class Channel:
@@ -54,8 +67,11 @@ class Channel:
         daily_share: float | None = None,
         clock: Callable[[], float] = anyio.current_time,
         rng: random.Random | None = None,
+        on_request: Callable[[RequestDone], None] | None = None,
     ) -> None:
         self.transport = transport
+        self._on_request = on_request
+        self.in_flight = 0  # requests sent and not yet answered
         self.limiter = limiter
         self.stats = stats
         self._latch = latch
@@ -119,14 +135,40 @@ class Channel:
         """Send one request whose turn was taken at ``sent_at``; counts it under ``kind``."""
         self.stats.requests[kind] += 1
         started = self._clock()
+        self.in_flight += 1
         try:
             response = await self.transport.send(request, timeout=self._timeout)
         except TransportFailure as failure:
             self.stats.transport_failures[failure.kind] += 1
             self._failed()
+            self._done(request, kind, None, failure, started)
             return failure
+        finally:
+            self.in_flight -= 1
         self._answer(response, sent_at, started)
+        self._done(request, kind, response, None, started)
         return response
+
+    def _done(
+        self,
+        request: HttpRequest,
+        kind: str,
+        response: HttpResponse | None,
+        failure: TransportFailure | None,
+        started: float,
+    ) -> None:
+        if self._on_request is None:
+            return
+        self._on_request(
+            RequestDone(
+                method=request.method,
+                kind=kind,
+                status=None if response is None else response.status,
+                failure=None if failure is None else failure.kind,
+                duration_s=self._clock() - started,
+                host=self.host,
+            )
+        )
 
     async def call(self, request: HttpRequest, kind: str) -> Answer | None:
         sent_at = await self.turn()
@@ -222,13 +264,18 @@ class Channel:
             sent_at = await self.limiter.wait_turn()
             self.stats.requests["probe"] += 1
             started = self._clock()
+            self.in_flight += 1
             try:
                 response = await self.transport.send(self._probe, timeout=_PROBE_TIMEOUT)
             except TransportFailure as failure:
                 self.stats.transport_failures[failure.kind] += 1
                 response = None
+                self._done(self._probe, "probe", None, failure, started)
+            finally:
+                self.in_flight -= 1
             if response is not None:
                 self._answer(response, sent_at, started)
+                self._done(self._probe, "probe", response, None, started)
             if response is not None and response.status < 500:
                 self._down_since = None
                 self._probes = 0

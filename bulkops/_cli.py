@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import dataclasses
+import logging
 import os
 import shlex
 import sys
@@ -30,6 +31,14 @@ from ._checks import (
 )
 from ._cli_guard import internal_error, redact, remember_secret
 from ._cli_help import HelpFormatter, Parser, config_default, flag_message
+from ._cli_ops import (
+    add_ops_arguments,
+    add_status_command,
+    prepare_outputs,
+    print_summary_line,
+    progress_hook,
+    progress_mode,
+)
 from ._cli_plan import add_plan_arguments, mapping_from_args, run_dry
 from ._cli_rails import add_rail_arguments, check_destructive, check_ids_exist
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret, config_from_meta, default_out_dir
@@ -40,10 +49,12 @@ from ._failed_input import read_failed_file
 from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import JobFolderBusy, lock_holder
+from ._logfmt import cli_logging, say, set_job
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
 from ._sources import RawRow, fingerprint, open_source, parse_delimiter
+from ._summary import summary_line
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = ["main"]
@@ -275,6 +286,7 @@ def _add_display_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="live display: bar on a terminal, a log line every 10 s otherwise",
     )
+    add_ops_arguments(p)
 
 
 def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
@@ -330,7 +342,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
 
 def _read_token(token_file: str | None) -> Secret:
     if token_file and (warning := loose_token_file_warning(token_file)):
-        print(warning, file=sys.stderr)
+        say(warning, event="warning", level=logging.WARNING)
     token = Secret.from_env_or_file(token_file)
     remember_secret(token.reveal())  # masked in any error message from here on
     return token
@@ -403,21 +415,28 @@ def confirm_permanent_delete(input_path: str, *, stdin: TextIO, stderr: TextIO) 
 
 
 def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | None) -> int:
-    print(f"bulkops: talking to {origin(job.config.base_url)}", file=sys.stderr)
+    set_job(str(job.config.out_dir))
+    say(f"bulkops: talking to {origin(job.config.base_url)}", event="start")
     if warning := cleartext_warning(job.config.base_url):
-        print(warning, file=sys.stderr)
+        say(warning, event="warning", level=logging.WARNING)
     if job.config.api is Api.V1:
-        print(V1_SUNSET_WARNING, file=sys.stderr)
-    with ProgressDisplay(mode=args.progress) as display:
-        report = anyio.run(lambda: drive(job, display, count_from=count_from))
+        say(V1_SUNSET_WARNING, event="warning", level=logging.WARNING)
+    metrics = prepare_outputs(args, job)
+    tick = None if metrics is None else metrics.tick
+    with ProgressDisplay(mode=progress_mode(args)) as display:
+        display.on_line = progress_hook(display)
+        report = anyio.run(lambda: drive(job, display, count_from=count_from, on_tick=tick))
+    if metrics is not None:
+        metrics.finish(report)
+    print_summary_line(report, job.config.out_dir, args.summary_file)
     if report.stop is not None and report.exit_code == EXIT_USAGE and not report.rows.read:
         # Fixed before anything was done (a bad header, a wrong host): one plain message.
-        print(f"bulkops: {report.stop.message}", file=sys.stderr)
+        say(f"bulkops: {report.stop.message}", event="error", level=logging.ERROR)
         return report.exit_code
-    print(format_summary(report), file=sys.stderr)
+    text = format_summary(report)
     if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
-        out = shlex.quote(str(job.config.out_dir))
-        print(f"  continue with: bulkops resume {out}", file=sys.stderr)
+        text += f"\n  continue with: bulkops resume {shlex.quote(str(job.config.out_dir))}"
+    say(text, event="summary", **summary_line(report, job.config.out_dir))
     return report.exit_code
 
 
@@ -523,7 +542,7 @@ def _cmd_retry(args: argparse.Namespace) -> int:
     checked = read_failed_file(source, include_ambiguous=include_ambiguous)
     skipped = checked.skipped_message()
     if skipped:
-        print(f"bulkops: {skipped}", file=sys.stderr)
+        say(f"bulkops: {skipped}", event="warning", level=logging.WARNING)
     rows = folder.retry_rows(include_ambiguous=include_ambiguous)
     name = str(args.out_dir / FAILED)
     job = Job(config, from_rows(rows), input_name=name, input_meta=inp, mode=Mode.RETRY)
@@ -638,6 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_display_arguments(cmd)
         cmd.set_defaults(func=func)
 
+    add_status_command(sub)
+
     from .testing import add_fake_server_arguments
 
     fake = sub.add_parser(
@@ -651,17 +672,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with cli_logging(args):  # --log-format, --quiet, -v: how stderr reads (bulkops._logfmt)
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         code: Any = args.func(args)
     except ConfigError as exc:
-        print(f"bulkops: {redact(flag_message(str(exc)))}", file=sys.stderr)
+        say(f"bulkops: {redact(flag_message(str(exc)))}", event="error", level=logging.ERROR)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_STOPPED
     except Exception as exc:
         # A bug or an environment problem nobody foresaw: one plain line, exit 2 (the
         # documented codes end at 3, so not the conventional 70).
-        print(internal_error(exc, debug=args.debug), file=sys.stderr)
+        say(internal_error(exc, debug=args.debug), event="internal_error", level=logging.ERROR)
         return EXIT_USAGE
     return int(code)
 

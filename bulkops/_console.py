@@ -6,14 +6,16 @@ stops the job gracefully (requests in flight finish, results are kept), the seco
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
+from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
 
 from ._engine import Job
+from ._logfmt import say
 from ._progress import ProgressDisplay
 from ._report import JobReport
 
@@ -31,11 +33,18 @@ def count_rows(path: str) -> int | None:
     return max(0, n - 1) if path.lower().endswith((".csv", ".tsv")) else n
 
 
-async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = None) -> JobReport:
-    """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once."""
+async def drive(
+    job: Job,
+    display: ProgressDisplay,
+    *,
+    count_from: str | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> JobReport:
+    """Run a job with a live display; Ctrl-C/SIGTERM once stops gracefully, twice at once.
+    ``on_tick`` runs with each refresh of the display (the metrics file)."""
     result: list[JobReport] = []
     try:
-        await _drive(job, display, count_from, result)
+        await _drive(job, display, count_from, result, on_tick)
     except BaseExceptionGroup as group:
         # One task failing (a ConfigError found when the job opens) cancels the others; show
         # that error, not the group around it.
@@ -48,7 +57,11 @@ async def drive(job: Job, display: ProgressDisplay, *, count_from: str | None = 
 
 
 async def _drive(
-    job: Job, display: ProgressDisplay, count_from: str | None, result: list[JobReport]
+    job: Job,
+    display: ProgressDisplay,
+    count_from: str | None,
+    result: list[JobReport],
+    on_tick: Callable[[], None] | None = None,
 ) -> None:
     async with anyio.create_task_group() as tg:
 
@@ -62,10 +75,11 @@ async def _drive(
                 async for _ in received:
                     seen += 1
                     if seen == 1:
-                        print(
+                        say(
                             "\nbulkops: stopping, waiting for requests in flight "
                             "(press Ctrl-C again to stop at once)",
-                            file=sys.stderr,
+                            event="stopping",
+                            level=logging.WARNING,
                         )
                         job.stop()
                     else:
@@ -78,6 +92,8 @@ async def _drive(
                 )
             while True:
                 display(job.progress())
+                if on_tick is not None:
+                    on_tick()
                 await anyio.sleep(0.25)
 
         tg.start_soon(run)

@@ -17,6 +17,7 @@ period, and every finished result and the report are still written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import os
@@ -29,7 +30,7 @@ from typing import Any
 
 import anyio
 
-from ._channel import Channel, Waiting
+from ._channel import Channel, RequestDone, Waiting
 from ._config import JobConfig, config_to_meta
 from ._errors import INPUT_ERROR, ConfigError
 from ._http import Transport
@@ -39,12 +40,21 @@ from ._journal import Journal
 from ._limiter import RateLimiter
 from ._models import Item, Outcome
 from ._preflight import PropertySchema
-from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, write_report
+from ._report import (
+    JobInfo,
+    JobReport,
+    JobStatus,
+    iso_time,
+    run_report,
+    whole_job_report,
+    write_report_file,
+)
 from ._results import Committer, ResultWriter
 from ._scheduler import Scheduler
 from ._schema_read import read_schema
 from ._sources import RawRow
 from ._stats import JobStats, Stop, StopLatch, StopReason
+from ._status import journal_counts
 from ._transport import AiohttpTransport, Borrowed
 from ._worker import Workers, dialects_for
 
@@ -52,6 +62,7 @@ __all__ = ["Job", "JobReport", "Mode", "Progress", "Source", "run_job"]
 
 _COMMIT_EVERY_S = 0.02
 _FLUSH_FILES_EVERY_S = 1.0
+_REPORT_EVERY_S = 5.0  # report.json while the job runs
 
 
 class Mode(enum.StrEnum):
@@ -79,6 +90,7 @@ class Progress:
     stopping: str | None
     host: str = ""
     waiting: str | None = None  # what the job waits for, and until when
+    in_flight: int = 0  # requests sent and not answered yet
 
 
 class Job:
@@ -123,6 +135,10 @@ class Job:
         self._cancel: anyio.CancelScope | None = None
         self._cancelled = False
         self._rng = random.Random()
+        self._started_wall = 0.0
+        self.report_every = _REPORT_EVERY_S  # seconds between report.json snapshots
+        # Called with every request that came back (bulkops.otel's duration histogram).
+        self.request_observers: list[Callable[[RequestDone], None]] = []
 
     # -- control -----------------------------------------------------------------------------
     def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
@@ -161,13 +177,14 @@ class Job:
             stopping=None if stop is None else stop.reason.value,
             host=channel.host if channel else "",
             waiting=_waiting_text(channel.waiting if channel else None),
+            in_flight=channel.in_flight if channel else 0,
         )
 
     # -- the run -----------------------------------------------------------------------------
     async def run(self) -> JobReport:
         config = self.config
         self._started = time.monotonic()
-        started_wall = time.time()
+        started_wall = self._started_wall = time.time()
         journal = self._open_journal()
         writer = ResultWriter(
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
@@ -225,6 +242,23 @@ class Job:
                 f"bulkops resume {shlex.quote(str(config.out_dir))} sends them",
             )
             status = JobStatus.STOPPED
+        report = self._run_report(status, stop, started_wall)
+        folder = self._folder
+        try:
+            if folder is not None:
+                # The whole job's report (every run summed), and a retry's rows settled.
+                report = folder.close_run(
+                    report, mode=self.mode.value, skipped=intake.skipped if intake else 0
+                )
+            write_report_file(config.out_dir, report)
+        finally:
+            if folder is not None:
+                folder.close()  # the journal, then the lock, last
+        return report
+
+    def _run_report(self, status: JobStatus, stop: Stop | None, started_wall: float) -> JobReport:
+        """This run's report, from ``JobStats`` and the limiter (one owner per count)."""
+        config, intake = self.config, self._intake
         report = run_report(
             job=JobInfo(
                 operation=config.operation.value,
@@ -248,20 +282,8 @@ class Job:
             limiter=self.limiter.stats(),
             warnings=self._warnings(),
         )
-        if left:
-            report = dataclasses.replace(report, rows_left=left)
-        folder = self._folder
-        try:
-            if folder is not None:
-                # The whole job's report (every run summed), and a retry's rows settled.
-                report = folder.close_run(
-                    report, mode=self.mode.value, skipped=intake.skipped if intake else 0
-                )
-            write_report(config.out_dir, report)
-        finally:
-            if folder is not None:
-                folder.close()  # the journal, then the lock, last
-        return report
+        left = intake.left if intake else None
+        return dataclasses.replace(report, rows_left=left) if left else report
 
     def _warnings(self) -> list[str]:
         warnings = []
@@ -272,6 +294,31 @@ class Job:
             names = ", ".join(sorted(self.limiter.ignored_headers))
             warnings.append(f"ignored rate-limit headers that made no sense: {names}")
         return warnings
+
+    async def _refresh_report(self, journal: Journal | None, started_wall: float) -> None:
+        """Keep ``report.json`` current while the job runs (status ``running``), so that
+        ``bulkops status`` and a watching operator see rows read, rates and 429s."""
+        while True:
+            await anyio.sleep(self.report_every)
+            stop = self.latch.stop
+            status = JobStatus.RUNNING if stop is None else JobStatus.STOPPED
+            report = self._run_report(status, stop, started_wall)
+            if journal is not None:
+                # Counted from the last commit in a thread: the event loop does not wait.
+                counts = await anyio.to_thread.run_sync(
+                    journal_counts, journal.path, abandon_on_cancel=True
+                )
+                earlier = [JobReport.from_json(r) for r in journal.runs()]
+                report = whole_job_report(
+                    report,
+                    earlier,
+                    counts,
+                    mode=self.mode.value,
+                    skipped=self._intake.skipped if self._intake else 0,
+                )
+            # A snapshot is advice: a full disk must not end the job; the final write says so.
+            with contextlib.suppress(OSError):
+                write_report_file(self.config.out_dir, report)
 
     def _transport_cm(self) -> Any:
         if self._transport is not None:
@@ -294,7 +341,12 @@ class Job:
             daily_budget=config.daily_budget,
             daily_share=config.daily_share,
             rng=self._rng,
+            on_request=self._request_done if self.request_observers else None,
         )
+
+    def _request_done(self, done: RequestDone) -> None:
+        for observe in self.request_observers:
+            observe(done)
 
     def _open_journal(self) -> Journal | None:
         config = self.config
@@ -376,6 +428,7 @@ class Job:
             self._cancel = tg.cancel_scope
             tg.start_soon(intake.run)
             tg.start_soon(committer.run)
+            tg.start_soon(self._refresh_report, journal, self._started_wall)
             workers.start(tg)
             # The supervisor: the job is over when every row is finished or it is stopped;
             # after a stop, requests in flight get ``grace`` seconds to end.

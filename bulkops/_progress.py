@@ -11,6 +11,7 @@ import shlex
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import IO, Any
 
 from rich.console import Console, Group
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._engine import JobReport, Progress
+from ._logfmt import utc_stamp
 
 __all__ = ["WIDTH", "ProgressDisplay", "fit", "format_summary"]
 
@@ -66,8 +68,13 @@ class ProgressDisplay:
         mode: str = "auto",
         stream: IO[str] | None = None,
         log_every: float = 10.0,
+        on_line: Callable[[Progress, str], None] | None = None,
     ) -> None:
+        """``on_line``: where a log-mode line goes instead of ``stream`` (the CLI makes it a
+        ``bulkops.progress`` log record; see ``_logfmt``)."""
         self.stream = stream or sys.stderr
+        self.on_line = on_line
+        self.rate = 0.0  # records/s over the last samples, as the last line showed it
         if mode == "auto":
             mode = "bar" if self.stream.isatty() else "log"
         self.mode = mode
@@ -97,7 +104,7 @@ class ProgressDisplay:
         """(progress: rows, %, rate, ETA; health: outcomes, requests, 429s, limits)."""
         done = p.succeeded + p.failed
         self._samples.append((time.monotonic(), done))
-        rate = _rate(self._samples)
+        rate = self.rate = _rate(self._samples)
         total = self.expected_rows
         if total and p.reading_done:
             total = max(total, p.rows_read)
@@ -144,8 +151,12 @@ class ProgressDisplay:
         if now - self._last_log >= self._log_every:
             self._last_log = now
             prefix = f"[bulkops {_duration(p.elapsed)}] "
-            text = "\n".join(fit(progress + health, prefix=prefix))
-            print(text, file=self.stream, flush=True)
+            if self.on_line is not None:
+                self.on_line(p, "\n".join(fit(progress + health, prefix=prefix)))
+                return
+            if not self.stream.isatty():  # a log file: say when
+                prefix = f"{utc_stamp()} {prefix}"
+            print("\n".join(fit(progress + health, prefix=prefix)), file=self.stream, flush=True)
 
 
 def format_summary(report: JobReport) -> str:

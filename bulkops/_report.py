@@ -32,7 +32,7 @@ __all__ = [
     "Written",
     "run_report",
     "whole_job_report",
-    "write_report",
+    "write_report_file",
 ]
 
 REPORT_VERSION = 2
@@ -43,6 +43,7 @@ class JobStatus(enum.StrEnum):
     STOPPED = "stopped"  # a stop (see ``stop``): resumable or fix-first
     CANCELLED = "cancelled"  # cancelled at once: requests in flight were abandoned
     ERROR = "error"  # an unexpected exception (in a Python source, say); see ``stop.message``
+    RUNNING = "running"  # a snapshot the engine refreshes while the job runs (see Job.run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,12 +320,20 @@ def whole_job_report(
     )
 
 
-def write_report(out_dir: Path, report: JobReport) -> None:
-    """``report.json``, replaced atomically: a reader never sees half of one."""
-    tmp = out_dir / ".report.json.tmp"
-    tmp.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
-    os.replace(tmp, out_dir / "report.json")
-
-
 def iso_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+REPORT_NAME = "report.json"
+
+
+def write_report_file(out_dir: Path, report: JobReport) -> None:
+    """Write ``out_dir/report.json`` atomically (temporary file, then rename): ``bulkops
+    status`` and other readers see the previous report or this one, never half of one."""
+    target = out_dir / REPORT_NAME
+    tmp = out_dir / f".{REPORT_NAME}.writing"
+    try:
+        tmp.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

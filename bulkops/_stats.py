@@ -9,6 +9,7 @@ reason a job reports is the reason it stopped.
 from __future__ import annotations
 
 import enum
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class JobStats:
     updated: int = 0
     new_unknown: int = 0
     failed_by_category: Counter[str] = field(default_factory=Counter)
+    last_success_at: float | None = None  # wall clock (time.time) of the last row written
 
     @property
     def total_requests(self) -> int:
@@ -112,6 +114,7 @@ class JobStats:
     def outcome(self, outcome: Outcome) -> None:
         if outcome.ok:
             self.succeeded += 1
+            self.last_success_at = time.time()
             if outcome.new is True:
                 self.created += 1
             elif outcome.new is False:
