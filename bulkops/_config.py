@@ -20,6 +20,7 @@ from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MIN_ROWS_FOR_SHARE",
     "JobConfig",
     "Secret",
     "config_from_meta",
@@ -91,6 +92,19 @@ def default_out_dir(operation: Operation, object_type: str) -> Path:
     return path
 
 
+# Compared by identity: only a JobConfig built without out_dir gets a folder of its own.
+_UNSET_OUT_DIR = Path("bulkops-out")
+
+
+def library_out_dir(operation: Operation, object_type: str) -> Path:
+    """The CLI's folder name plus a random suffix: two configs made in one second (a loop
+    in a program, two tasks of one DAG) never share a job folder."""
+    import secrets
+
+    base = default_out_dir(operation, object_type)
+    return base.with_name(f"{base.name}-{secrets.token_hex(3)}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobConfig:
     """Everything a job needs. Defaults are safe for a real HubSpot account."""
@@ -133,9 +147,16 @@ class JobConfig:
     # How long a job waits for HubSpot when every recent request failed before it stops.
     outage_timeout: float = 300.0
     preflight: bool = True
-    out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
+    # Default: a new folder per job under bulkops-jobs/ (see library_out_dir).
+    out_dir: Path = field(default_factory=lambda: _UNSET_OUT_DIR)
     max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
     journal: bool = True
+    # Input columns that are not sent to HubSpot but carried into the result lines and the
+    # Outcome (the source's primary key, say), so results join back by key, not by position.
+    passthrough: tuple[str, ...] = ()
+    # Stop the job (resumable) once this many rows failed (an int >= 1), or once this share of
+    # the finished rows failed (a float in (0, 1), judged after MIN_ROWS_FOR_SHARE rows).
+    max_failures: int | float | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -189,6 +210,27 @@ class JobConfig:
                 raise bad("id_property", "v1 addresses tickets by objectId only")
         if op is not Operation.READ and (self.properties or self.properties_with_history):
             raise bad("properties", "only apply to read")
+        self._check_passthrough()
+        check_max_failures(self.max_failures)
+        if self.out_dir is _UNSET_OUT_DIR:
+            object.__setattr__(self, "out_dir", library_out_dir(self.operation, self.object_type))
+
+    def _check_passthrough(self) -> None:
+        names = self.passthrough
+        if isinstance(names, str):
+            raise ConfigError("passthrough must be a tuple of column names, not one string")
+        object.__setattr__(self, "passthrough", tuple(names))
+        for name in self.passthrough:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"passthrough column {name!r} must be a non-empty name")
+        duplicates = sorted({n for n in self.passthrough if self.passthrough.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"passthrough column {duplicates[0]!r} is given twice")
+        if self.id_property and self.id_property in self.passthrough:
+            raise ConfigError(
+                f"passthrough column {self.id_property!r} is the id property: it is sent to "
+                "HubSpot, and its value is in every result line already (as key)"
+            )
 
     def _settle_api_version(self) -> None:
         # Two fields say one thing: ``api`` (the older, dialect-only choice) and ``api_version``.
@@ -221,6 +263,22 @@ class JobConfig:
         return min(self.batch_size, 50) if self.properties_with_history else self.batch_size
 
 
+MIN_ROWS_FOR_SHARE = 100  # a share of failures means nothing over fewer finished rows
+
+
+def check_max_failures(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f"max_failures must be a count (int) or a share (float), not {type(value).__name__}"
+        )
+    if isinstance(value, int) and value < 1:
+        raise ConfigError("max_failures must be >= 1 (a count of failed rows)")
+    if isinstance(value, float) and not 0 < value < 1:
+        raise ConfigError("max_failures as a share must be in (0, 1), e.g. 0.05 for 5%")
+
+
 _META_SKIP = frozenset({"token", "out_dir"})
 
 
@@ -247,7 +305,7 @@ def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> J
     values["api"] = Api(values["api"])
     # A job journaled before api_version existed spoke the paths of its api (v3 or v1).
     values["api_version"] = ApiVersion.parse(values.get("api_version") or values["api"].value)
-    for name in ("properties", "properties_with_history"):
+    for name in ("properties", "properties_with_history", "passthrough"):
         values[name] = tuple(values.get(name) or ())
     known = {f.name for f in fields(JobConfig)}
     return JobConfig(

@@ -18,10 +18,11 @@ period, and every finished result and the report are still written.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import anyio
 import orjson
 
 from ._channel import Channel, Waiting
-from ._config import JobConfig, config_to_meta
+from ._config import MIN_ROWS_FOR_SHARE, JobConfig, config_to_meta
 from ._dialect import Dialect
 from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
@@ -40,7 +41,10 @@ from ._intake import Intake, Resumed
 from ._jobdir import RETRY_DIR, JobFolder, check_writable
 from ._journal import Journal
 from ._limiter import RateLimiter
+from ._log import job_log, with_fields
 from ._models import Api, Item, Operation, Outcome
+from ._outcome import Outcome as PublicOutcome
+from ._outcome import public_outcome
 from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
 from ._preflight import PropertySchema
 from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, whole_job_report
@@ -106,9 +110,13 @@ class Job:
         input_meta: Mapping[str, Any] | None = None,
         mode: Mode | str = Mode.NEW,
         transport: Transport | None = None,
+        on_outcome: Callable[[PublicOutcome], None] | None = None,
     ) -> None:
         """``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it.
-        ``transport``: send requests through this instead of aiohttp (tests, custom stacks)."""
+        ``transport``: send requests through this instead of aiohttp (tests, custom stacks).
+        ``on_outcome``: called with each row's :class:`~bulkops.Outcome` as it is settled
+        (after it is in the result files), on the event loop: keep it quick. An exception
+        it raises ends the job like one from the source."""
         self.mode = Mode(mode)
         if self.mode is not Mode.NEW and not config.journal:
             raise ConfigError(f"{self.mode} needs the journal")
@@ -133,6 +141,17 @@ class Job:
         self._cancel: anyio.CancelScope | None = None
         self._cancelled = False
         self._rng = random.Random()
+        self._on_outcome = on_outcome
+        self.report: JobReport | None = None  # once the run is over, however it ended
+        # Awaited before each row is read (``open_job``'s bounded outcome buffer).
+        self._row_gate: Callable[[], Awaitable[None]] | None = None
+        # The job's name in log records: its folder's, the same across resumes.
+        self.job_id = config.out_dir.name or str(config.out_dir)
+        self._log_fields = {
+            "job_id": self.job_id,
+            "operation": config.operation.value,
+            "object_type": config.object_type,
+        }
 
     # -- control -----------------------------------------------------------------------------
     def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
@@ -147,6 +166,17 @@ class Job:
             self._cancel.cancel()
 
     def _on_stop(self) -> None:
+        stop = self.latch.stop
+        if stop is not None:
+            # Resumable stops are warnings; a stop that needs a fix first is an error.
+            level = logging.WARNING if stop.reason.exit_code == 3 else logging.ERROR
+            job_log.log(
+                level,
+                "job stopping (%s): %s",
+                stop.reason.value,
+                stop.message,
+                extra=with_fields(self._log_fields, stop_reason=stop.reason.value),
+            )
         self.scheduler.halt()
         if self._channel is not None:
             self._channel.wake()
@@ -183,6 +213,17 @@ class Job:
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
             config.out_dir / RETRY_DIR if self.mode is Mode.RETRY else config.out_dir,
             journal=journal,
+            id_property=config.id_property,
+        )
+        job_log.info(
+            "job %s: %s %s from %s (%s) into %s",
+            self.mode.value,
+            config.operation.value,
+            config.object_type,
+            self._input_name,
+            _host_of(config.base_url),
+            config.out_dir,
+            extra=self._log_fields,
         )
         status = JobStatus.ERROR
         error: BaseException | None = None
@@ -209,6 +250,7 @@ class Job:
         finally:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
             report = self._finish(writer, journal, status, error, started_wall)
+            self.report = report  # also when the run was cancelled or raised
         return report
 
     def _finish(
@@ -268,6 +310,15 @@ class Job:
         finally:
             if self._folder is not None:
                 self._folder.close()  # the journal, then the lock, last
+        job_log.info(
+            "job %s: %d succeeded, %d failed, %d unprocessed in %.1f s",
+            report.status.value,
+            report.rows.succeeded,
+            report.rows.failed,
+            report.rows.unprocessed,
+            report.duration_s,
+            extra=with_fields(self._log_fields, rows=report.rows.read),
+        )
         return report
 
     def _transport_cm(self) -> Any:
@@ -291,6 +342,7 @@ class Job:
             daily_budget=config.daily_budget,
             daily_share=config.daily_share,
             rng=self._rng,
+            log_fields=self._log_fields,
         )
 
     def _open_journal(self) -> Journal | None:
@@ -352,11 +404,17 @@ class Job:
     ) -> None:
         config, stats, scheduler = self.config, self.stats, self.scheduler
         committer = _Committer(journal, writer)
+        on_outcome, id_property = self._on_outcome, config.id_property
+        check_failures = self._check_failures if config.max_failures is not None else None
 
         def settle(outcome: Outcome) -> None:
             writer.record(outcome)
             stats.outcome(outcome)
             committer.dirty()
+            if check_failures is not None and not outcome.ok:
+                check_failures()
+            if on_outcome is not None:
+                on_outcome(public_outcome(outcome, id_property=id_property))
 
         def settle_unparsed(raw: RawRow) -> None:
             outcome = Outcome(
@@ -368,6 +426,10 @@ class Job:
             writer.record(outcome, source_line=raw.line)
             stats.outcome(outcome)
             committer.dirty()
+            if check_failures is not None:
+                check_failures()
+            if on_outcome is not None:
+                on_outcome(public_outcome(outcome, id_property=id_property))
 
         resumed = None
         if journal is not None and self.mode is not Mode.NEW:
@@ -376,9 +438,12 @@ class Job:
                 finished=journal.finished_rows() if self.mode is Mode.RESUME else iter(()),
                 in_flight=journal.sent_unfinished_rows(),
             )
+        rows = _as_rows(self._source)
+        if self._row_gate is not None:
+            rows = _GatedRows(rows, self._row_gate)
         intake = self._intake = Intake(
             config,
-            _as_rows(self._source),
+            rows,
             scheduler=scheduler,
             settle=settle,
             settle_unparsed=settle_unparsed,
@@ -401,6 +466,7 @@ class Job:
             journal=journal,
             concurrency=config.concurrency,
             rng=self._rng,
+            log_fields=self._log_fields,
         )
         async with anyio.create_task_group() as tg:
             self._cancel = tg.cancel_scope
@@ -416,6 +482,31 @@ class Job:
             else:
                 await workers.wait_idle()
             tg.cancel_scope.cancel()
+
+    def _check_failures(self) -> None:
+        """Stop once ``max_failures`` rows failed (this run's), or that share of the finished
+        rows once at least ``MIN_ROWS_FOR_SHARE`` have finished."""
+        limit, stats = self.config.max_failures, self.stats
+        if limit is None or self.latch.is_set:
+            return
+        if isinstance(limit, float):
+            if stats.finished < MIN_ROWS_FOR_SHARE or stats.failed < limit * stats.finished:
+                return
+            what = (
+                f"{stats.failed} of {stats.finished} finished rows failed "
+                f"(max_failures {limit:.0%})"
+            )
+        else:
+            if stats.failed < limit:
+                return
+            what = f"{stats.failed} rows failed (max_failures {limit})"
+        self.latch.set(
+            Stop(
+                StopReason.MAX_FAILURES,
+                f"{what}; see failed.jsonl, fix the cause and continue with "
+                "`bulkops resume OUT` (finished rows are kept)",
+            )
+        )
 
     async def _read_schema(self, channel: Channel) -> PropertySchema | None:
         """Read the object's properties once; also where a bad token or URL shows first."""
@@ -509,6 +600,33 @@ class _Borrowed:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+class _GatedRows:
+    """The source's rows, each read only after ``gate`` lets it in (back-pressure from a
+    consumer of outcomes); ``header`` and ``aclose`` are the source's own."""
+
+    def __init__(self, rows: AsyncIterable[RawRow], gate: Callable[[], Awaitable[None]]) -> None:
+        self._rows = rows
+        self._iterator = aiter(rows)
+        self._gate = gate
+
+    @property
+    def header(self) -> list[str] | None:
+        header: list[str] | None = getattr(self._rows, "header", None)
+        return header
+
+    def __aiter__(self) -> _GatedRows:
+        return self
+
+    async def __anext__(self) -> RawRow:
+        await self._gate()
+        return await anext(self._iterator)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _single(exc: Exception) -> Exception:
@@ -617,13 +735,33 @@ async def run_job(
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     transport: Transport | None = None,
+    on_outcome: Callable[[PublicOutcome], None] | None = None,
+    handle_signals: bool = False,
 ) -> JobReport:
     """Run one job to the end and return its report (also written to ``out_dir/report.json``).
 
     ``source`` is a path (CSV, TSV, JSONL; "-" for stdin), or any iterable or async iterable of
-    dicts. Results go to ``config.out_dir``.
+    dicts. Results go to ``config.out_dir``. ``on_outcome`` gets each row's
+    :class:`~bulkops.Outcome` as it is settled. ``handle_signals``: the first SIGINT/SIGTERM
+    stops the job gracefully, the second at once (see :func:`~bulkops.graceful_signals`).
+
+    A job that ran returns its report, even one that stopped: ``report.raise_for_status()``
+    raises the typed error for a stop. Errors before the job starts (a bad ``out_dir``, a
+    folder another process holds) raise :class:`~bulkops.ConfigError`; an exception from the
+    source or ``on_outcome`` is raised as itself, never inside an ``ExceptionGroup``.
     """
-    job = Job(config, source, transport=transport)
+    job = Job(config, source, transport=transport, on_outcome=on_outcome)
+    if handle_signals:
+        from ._embed import graceful_signals
+
+        with graceful_signals(job):
+            return await _run_watched(job, on_progress, progress_interval)
+    return await _run_watched(job, on_progress, progress_interval)
+
+
+async def _run_watched(
+    job: Job, on_progress: Callable[[Progress], None] | None, progress_interval: float
+) -> JobReport:
     if on_progress is None:
         return await job.run()
     result: list[JobReport] = []
@@ -632,10 +770,13 @@ async def run_job(
         result.append(await job.run())
         tg.cancel_scope.cancel()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_run)
-        while True:
-            on_progress(job.progress())
-            await anyio.sleep(progress_interval)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_run)
+            while True:
+                on_progress(job.progress())
+                await anyio.sleep(progress_interval)
+    except ExceptionGroup as group:
+        raise _single(group) from None
     on_progress(job.progress())
     return result[0]

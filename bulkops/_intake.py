@@ -8,16 +8,19 @@ or, without an id property to read it by, failed AMBIGUOUS: never created twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from ._config import JobConfig
 from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
 from ._header import check_columns
 from ._journal import row_digest
+from ._log import intake_log
 from ._models import Item, Operation, Outcome, Phase
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
@@ -26,6 +29,9 @@ from ._sources import RawRow
 from ._stats import Stop, StopLatch, StopReason
 
 __all__ = ["Intake", "Resumed"]
+
+_CHECK_EVERY_ROWS = 64
+_YIELD_EVERY_S = 0.005
 
 IN_FLIGHT_AMBIGUOUS = (
     "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
@@ -123,9 +129,18 @@ class Intake:
         in_flight = _Cursor(resumed.in_flight if resumed and creating else None)
         rows = self._rows
         scheduler = self._scheduler
+        passthrough = config.passthrough
         header_checked = False
+        yielded_at = time.monotonic()
         try:
             async for raw in rows:
+                if self.rows_read % _CHECK_EVERY_ROWS == 0:
+                    # Normalising never waits, and neither does the scheduler until it is
+                    # full: let the loop's other tasks (the host program's too) run.
+                    now = time.monotonic()
+                    if now - yielded_at >= _YIELD_EVERY_S:
+                        await anyio.lowlevel.checkpoint()
+                        yielded_at = time.monotonic()
                 if not header_checked:
                     header_checked = True
                     problem = self._header_problem(rows)
@@ -145,16 +160,23 @@ class Intake:
                 if raw.data is None:
                     self._settle_unparsed(raw)
                     continue
+                carried = None
+                sent = raw.data
+                if passthrough:
+                    carried, sent = split_passthrough(raw.data, passthrough)
                 try:
-                    item = normalize(raw.row, raw.data)
+                    item = normalize(raw.row, sent)
                 except InputError as exc:
                     self._fail(
-                        Item(raw.row, raw.data, {}),
+                        Item(raw.row, raw.data, {}, passthrough=carried),
                         INPUT_ERROR,
                         str(exc),
                         {"property": exc.field} if exc.field else {},
                     )
                     continue
+                if carried is not None:
+                    item.raw = raw.data  # failed lines keep the whole row, for a retry
+                    item.passthrough = carried
                 if validate is not None:
                     errors = validate(item.properties, creating=creating)
                     if errors:
@@ -194,8 +216,15 @@ class Intake:
         if header is None:
             return None
         config = self._config
+        missing = [name for name in config.passthrough if name not in header]
+        if missing:
+            return (
+                f"no column {missing[0]!r} for --passthrough {missing[0]}; the columns are "
+                f"{', '.join(map(repr, header[:5]))}{' ...' if len(header) > 5 else ''}"
+            )
+        # Passthrough columns are not sent, so they are never "not a property".
         return check_columns(
-            header,
+            [name for name in header if name not in config.passthrough],
             schema=self._schema,
             operation=config.operation,
             id_property=config.id_property,
@@ -203,7 +232,23 @@ class Intake:
         )
 
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
+        intake_log.debug(
+            "row %d failed before it was sent (%s): %s",
+            item.row,
+            category,
+            message,
+            extra={"rows": 1, "kind": category},
+        )
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))
+
+
+def split_passthrough(
+    data: dict[str, Any], names: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the passthrough columns, the rest): what is carried and what is sent."""
+    carried = {name: data.get(name) for name in names}
+    sent = {k: v for k, v in data.items() if k not in carried}
+    return carried, sent
 
 
 def _not_the_same_input(row: int) -> str:

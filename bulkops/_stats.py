@@ -33,6 +33,7 @@ class StopReason(enum.StrEnum):
     CONFIG = "config"  # every batch would fail the same way (object, id property...)
     INPUT = "input"  # the input cannot be read on (a damaged file, a bad header)
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM / Job.stop()
+    MAX_FAILURES = "max_failures"  # more rows failed than JobConfig.max_failures allows
 
     @property
     def exit_code(self) -> int:
@@ -49,6 +50,8 @@ _FIX_FIRST = frozenset(
 class Stop:
     reason: StopReason
     message: str
+    # The HTTP status behind the stop, where one answer decided it (401 or 403 for AUTH).
+    status: int | None = None
 
 
 class StopLatch:
