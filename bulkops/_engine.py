@@ -484,18 +484,20 @@ class Job:
             tg.cancel_scope.cancel()
 
     def _check_failures(self) -> None:
-        """Stop once ``max_failures`` rows failed (this run's), or that share of the finished
-        rows once at least ``MIN_ROWS_FOR_SHARE`` have finished."""
-        limit, stats = self.config.max_failures, self.stats
+        """Stop once ``max_failures`` rows failed (this run's), or that share of the rows this
+        run took in, judged once at least ``MIN_ROWS_FOR_SHARE`` rows have finished.
+
+        The share is over rows taken in, not rows finished: a row refused at intake fails at
+        once while a good one waits for HubSpot, so the finished rows would overstate it."""
+        limit, stats, intake = self.config.max_failures, self.stats, self._intake
         if limit is None or self.latch.is_set:
             return
         if isinstance(limit, float):
-            if stats.finished < MIN_ROWS_FOR_SHARE or stats.failed < limit * stats.finished:
+            taken = intake.rows_read - intake.skipped if intake is not None else stats.finished
+            taken = max(taken, stats.finished)
+            if stats.finished < MIN_ROWS_FOR_SHARE or stats.failed < limit * taken:
                 return
-            what = (
-                f"{stats.failed} of {stats.finished} finished rows failed "
-                f"(max_failures {limit:.0%})"
-            )
+            what = f"{stats.failed} of {taken} rows failed (max_failures {limit:.0%})"
         else:
             if stats.failed < limit:
                 return
