@@ -133,7 +133,7 @@ class Job:
         self.scheduler = Scheduler(
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
-        self.latch = StopLatch(on_stop=self._on_stop)
+        self.latch = StopLatch(on_stop=self._on_stop, redact=_masking(config.token.reveal()))
         self._folder: JobFolder | None = None  # held (locked) while the job runs
         self._channel: Channel | None = None
         self._intake: Intake | None = None
@@ -629,6 +629,13 @@ class _GatedRows:
         aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _masking(secret: str) -> Callable[[str], str]:
+    def mask(text: str) -> str:
+        return text.replace(secret, "***") if secret else text
+
+    return mask
 
 
 def _single(exc: Exception) -> Exception:

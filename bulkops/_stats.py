@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
@@ -57,14 +57,24 @@ class Stop:
 class StopLatch:
     """The first stop wins. ``on_stop`` runs once, when it is set (the scheduler halts)."""
 
-    def __init__(self, on_stop: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        on_stop: Callable[[], None] = lambda: None,
+        *,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        """``redact``: applied to every stop's message (a server may echo the token in the
+        error text a stop quotes; the message goes to the report, logs and exceptions)."""
         self.stop: Stop | None = None
         self._on_stop = on_stop
+        self._redact = redact
         self._event = anyio.Event()
 
     def set(self, stop: Stop) -> None:
         if self.stop is not None:
             return
+        if self._redact is not None:
+            stop = replace(stop, message=self._redact(stop.message))
         self.stop = stop
         self._event.set()
         self._on_stop()
