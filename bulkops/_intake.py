@@ -30,8 +30,8 @@ from ._stats import Stop, StopLatch, StopReason
 
 __all__ = ["Intake", "Resumed"]
 
-_CHECK_EVERY_ROWS = 64
-_YIELD_EVERY_S = 0.005
+_CHECK_EVERY_ROWS = 16
+_YIELD_EVERY_S = 0.002
 
 IN_FLIGHT_AMBIGUOUS = (
     "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
