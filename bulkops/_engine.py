@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 import random
 import time
@@ -579,16 +580,26 @@ class _Committer:
         self._dirty.set()
 
     async def run(self) -> None:
+        unflushed = False  # committed lines not in the files yet
         while True:
-            await self._dirty.wait()
-            await anyio.sleep(_COMMIT_EVERY_S)
-            self._dirty = anyio.Event()
-            if self._journal is not None:
-                self._journal.commit()
+            # Committed lines reach the files within a second even if nothing else settles
+            # meanwhile (a long pause, an outage, a slow request): wait no longer than that.
+            wait = _FLUSH_FILES_EVERY_S - (time.monotonic() - self._flushed)
+            with anyio.move_on_after(max(0.0, wait) if unflushed else math.inf):
+                await self._dirty.wait()
+            if self._dirty.is_set():
+                await anyio.sleep(_COMMIT_EVERY_S)
+                self._dirty = anyio.Event()
+                if self._journal is not None:
+                    self._journal.commit()
+                unflushed = True
+            # No await since the commit (and nothing settled after it when the wait ran out),
+            # so the buffers hold committed lines only: a file never runs ahead of the journal.
             now = time.monotonic()
-            if now - self._flushed >= _FLUSH_FILES_EVERY_S:
+            if unflushed and now - self._flushed >= _FLUSH_FILES_EVERY_S:
                 self._flushed = now
                 self._writer.flush()
+                unflushed = False
 
 
 class _Borrowed:
