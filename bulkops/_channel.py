@@ -272,11 +272,15 @@ class Channel:
             sent_at = await self.limiter.wait_turn()
             self.stats.requests["probe"] += 1
             started = self._clock()
+            response: HttpResponse | None
             try:
                 response = await self.transport.send(self._probe, timeout=_PROBE_TIMEOUT)
             except TransportFailure as failure:
                 self.stats.transport_failures[failure.kind] += 1
                 response = None
+                self._log_request(self._probe, "probe", started, None, failure.kind)
+            else:
+                self._log_request(self._probe, "probe", started, response.status, None)
             if response is not None:
                 self._answer(response, sent_at, started)
             if response is not None and response.status < 500:

@@ -127,3 +127,28 @@ async def test_the_token_is_in_no_record(tmp_path: Path, caplog: pytest.LogCaptu
     for record in caplog.records:
         assert TOKEN not in record.getMessage(), record.getMessage()
         assert TOKEN not in repr(vars(record)), record.getMessage()
+
+
+async def test_an_outage_is_a_warning_its_probes_debug_and_its_end_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bulkops")
+    hub = MockHub()
+
+    def outage(request: HttpRequest) -> HttpResponse | None:
+        if 1 < hub.n <= 12:
+            return json_response(503, {"status": "error", "message": "Service Unavailable"})
+        return None
+
+    hub.always = outage
+    report = await run_job(
+        config(tmp_path, id_property="external_id"), tickets(300), transport=hub.transport
+    )
+    assert report.stop is None
+    http = records(caplog, "bulkops.http")
+    down = [r for r in http if "looks down" in r.getMessage()]
+    assert len(down) == 1 and down[0].levelno == logging.WARNING
+    probes = [r for r in http if getattr(r, "kind", None) == "probe"]
+    assert probes and all(r.levelno == logging.DEBUG for r in probes)
+    back = [r for r in http if "answers again" in r.getMessage()]
+    assert len(back) == 1 and back[0].levelno == logging.INFO
