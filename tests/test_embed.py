@@ -178,3 +178,22 @@ def test_a_job_made_in_code_gets_a_folder_of_its_own(tmp_path: Path) -> None:
     assert dataclasses.replace(one, rate_limit=5).out_dir == one.out_dir
     assert config(Path("bulkops-out")).out_dir == Path("bulkops-out")
     assert config(tmp_path).out_dir == tmp_path
+
+
+async def test_open_job_can_handle_signals(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    transport = HoldingTransport()
+    rows = []
+    with anyio.fail_after(20):
+        async with bulkops.open_job(
+            config(tmp_path, concurrency=1), tickets(400), transport=transport,
+            handle_signals=True,
+        ) as job:  # fmt: skip
+            await transport.in_flight.wait()
+            os.kill(os.getpid(), signal.SIGTERM)
+            await job.job.latch.wait()
+            transport.release.set()
+            rows = [outcome.row async for outcome in job.outcomes()]
+    assert job.report is not None and job.report.stop_reason == "interrupted"
+    assert sorted(rows) == list(range(1, 101))  # the batch in flight, nothing after
+    assert signal.getsignal(signal.SIGTERM) is before
