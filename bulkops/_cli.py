@@ -212,8 +212,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-failures",
         metavar="N|P%%",
-        help="stop (resumable, exit 3) once N rows failed, or P%% of the finished rows "
-        "(judged after 100 rows)",
+        help="stop (resumable, exit 3) once N rows failed, or P%% of the rows read "
+        "(judged once 100 rows finished)",
     )
     _add_display_arguments(p)
 
@@ -294,7 +294,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
 
 
 def parse_max_failures(text: str | None) -> int | float | None:
-    """``--max-failures``: a count ("50") or a percentage ("5%") of the finished rows."""
+    """``--max-failures``: a count ("50") or a percentage ("5%") of the rows read."""
     if text is None:
         return None
     value = text.strip()

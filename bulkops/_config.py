@@ -155,7 +155,7 @@ class JobConfig:
     # Outcome (the source's primary key, say), so results join back by key, not by position.
     passthrough: tuple[str, ...] = ()
     # Stop the job (resumable) once this many rows failed (an int >= 1), or once this share of
-    # the finished rows failed (a float in (0, 1), judged after MIN_ROWS_FOR_SHARE rows).
+    # the rows read failed (a float in (0, 1), judged once MIN_ROWS_FOR_SHARE rows finished).
     max_failures: int | float | None = None
 
     def __post_init__(self) -> None:
@@ -230,6 +230,12 @@ class JobConfig:
             raise ConfigError(
                 f"passthrough column {self.id_property!r} is the id property: it is sent to "
                 "HubSpot, and its value is in every result line already (as key)"
+            )
+        by_record_id = self.operation in (Operation.UPDATE, Operation.ARCHIVE, Operation.READ)
+        if "id" in self.passthrough and by_record_id and not self.id_property:
+            raise ConfigError(
+                f"passthrough column 'id' is the record id {self.operation.value} needs; "
+                "it is in every result line already (as id and key)"
             )
 
     def _settle_api_version(self) -> None:

@@ -117,6 +117,8 @@ def test_passthrough_is_checked_when_the_config_is_built(tmp_path: Path) -> None
         config(tmp_path, Operation.UPSERT, id_property="external_id", passthrough=("external_id",))
     with pytest.raises(ConfigError, match="given twice"):
         config(tmp_path, passthrough=("pk", "pk"))
+    with pytest.raises(ConfigError, match="record id update needs"):
+        config(tmp_path, Operation.UPDATE, passthrough=("id",))
     with pytest.raises(ConfigError, match="not one string"):
         config(tmp_path, passthrough="pk")  # type: ignore[arg-type]
     cfg = config(tmp_path, passthrough=["pk"])  # type: ignore[arg-type]
