@@ -7,12 +7,18 @@ Run from the repository root::
     python benchmarks/bench_loop_lag.py --rows 20000 --sources list,async
 
 A ticker task asks to wake every 10 ms; its lag is how late each wake-up comes. It runs on the
-job's loop, first alone (the baseline), then beside one unthrottled job per source kind
-(``rate_limit=0``, create tickets with ``id_property``, journal on): a list of dicts, a sync
-generator, an async generator, and a CSV file. The fake HubSpot (``bulkops fake-server``, no
-latency, no limits) runs in its own process, so the lag measured is bulkops' own, not the
-fake's. Every job is bounded (``--rows``) and time-limited. Printed: rows/s and the ticker's
-p50, p99 and max lag per source; the target is a max under 20 ms.
+job's loop, first alone (the baseline), then beside one job per source kind: a list of dicts,
+a sync generator, an async generator, and a CSV file (create tickets with ``id_property``,
+journal on; unthrottled by default, the worst case, or ``--rate-limit N`` requests per 10 s
+for HubSpot's pace). The fake HubSpot (``bulkops fake-server``, no latency, no limits) runs
+in its own process, so the lag measured is bulkops' own, not the fake's. Every job is bounded
+(``--rows``) and time-limited. Printed: rows/s and the ticker's p50, p99 and max lag per
+source; the target is a max under 20 ms.
+
+Measured on the 2-core development VM (shared with other work, so figures vary by run):
+unthrottled, 50,000 rows at 20-50k records/s, p50 7-21 ms, p99 and max 18-60 ms (the job
+uses all the CPU it gets; Python's GC and the job's start and end add the peaks); at
+HubSpot's pace (``--rate-limit 190``), p50 under 1 ms and max 8-13 ms.
 """
 
 from __future__ import annotations
@@ -95,12 +101,14 @@ def source_of(kind: str, rows: int, csv_path: Path) -> Any:
     return csv_path
 
 
-async def measure(kind: str, rows: int, url: str, work: Path, csv_path: Path) -> dict[str, Any]:
+async def measure(
+    kind: str, rows: int, url: str, work: Path, csv_path: Path, rate_limit: int = 0
+) -> dict[str, Any]:
     config = bulkops.JobConfig(
         operation=bulkops.Operation.CREATE,
         token=bulkops.Secret(c.FAKE_TOKEN),
         base_url=url,
-        rate_limit=0,
+        rate_limit=rate_limit,
         id_property="external_id",
         out_dir=work / f"out-{kind}",
         journal=JOURNAL,
@@ -148,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=0,
+        help="the job's requests per 10 s (default 0: unthrottled, the worst case; 190 is "
+        "a HubSpot Professional account's pace)",
+    )
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.sources.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(SOURCES))
@@ -163,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
             # A fresh fake per source: its store never carries records into the next run.
             with c.fake_process(c.python_cmd(*FAKE_CMD)) as (_, url):
                 print(f"  {kind}: {args.rows:,} rows -> {url}", file=sys.stderr, flush=True)
-                results.append(anyio.run(measure, kind, args.rows, url, work, csv_path))
+                results.append(
+                    anyio.run(measure, kind, args.rows, url, work, csv_path, args.rate_limit)
+                )
     headers = ["source", "rows", "records/s", "ticks", "p50 ms", "p99 ms", "max ms"]
     table = [
         [r["source"], r["rows"], r["records_per_s"], r["ticks"], r["p50_ms"], r["p99_ms"],
@@ -171,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in results
     ]  # fmt: skip
     print(c.machine_line())
-    print(f"loop lag of a {TICK_S * 1000:.0f} ms ticker beside an unthrottled job "
+    pace = f"at {args.rate_limit} requests/10 s" if args.rate_limit else "unthrottled"
+    print(f"loop lag of a {TICK_S * 1000:.0f} ms ticker beside a job, {pace} "
           f"(target: max < {TARGET_MAX_LAG_MS:.0f} ms)")  # fmt: skip
     print(c.table(headers, table))
     return 0
