@@ -14,10 +14,13 @@ Example::
 
 from ._config import JobConfig, Secret
 from ._dry_run import DryRunReport, dry_run
+from ._embed import RunningJob, graceful_signals, open_job, run_job_sync
 from ._engine import Job, Mode, Progress, Source, run_job
 from ._errors import BulkOpsError, Category, ConfigError, InputError
 from ._mapping import ColumnMapping
 from ._models import Api, Operation
+from ._outcome import Outcome
+from ._read_results import JobResults, iter_results, read_results
 from ._report import (
     JobInfo,
     JobReport,
@@ -30,6 +33,18 @@ from ._report import (
 )
 from ._sources import RawRow, from_iterable, open_source, read_csv, read_jsonl
 from ._stats import Stop, StopReason
+from ._stop_errors import (
+    AuthError,
+    BadToken,
+    DailyLimitReached,
+    JobConfigError,
+    JobInterrupted,
+    JobStopped,
+    MissingScopes,
+    RateLimited,
+    TooManyFailures,
+    Unreachable,
+)
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __version__ = "0.1.0"
@@ -38,35 +53,53 @@ __all__ = [
     "DEFAULT_API_VERSION",
     "Api",
     "ApiVersion",
+    "AuthError",
+    "BadToken",
     "BulkOpsError",
     "Category",
     "ColumnMapping",
     "ConfigError",
+    "DailyLimitReached",
     "DryRunReport",
     "InputError",
     "Job",
     "JobConfig",
+    "JobConfigError",
     "JobInfo",
+    "JobInterrupted",
     "JobReport",
+    "JobResults",
     "JobStatus",
+    "JobStopped",
+    "MissingScopes",
     "Mode",
     "Operation",
+    "Outcome",
     "Progress",
     "RateLimitReport",
+    "RateLimited",
     "RawRow",
     "RequestCounts",
     "RowCounts",
     "RunInfo",
+    "RunningJob",
     "Secret",
     "Source",
     "Stop",
     "StopReason",
+    "TooManyFailures",
+    "Unreachable",
     "Written",
     "__version__",
     "dry_run",
     "from_iterable",
+    "graceful_signals",
+    "iter_results",
+    "open_job",
     "open_source",
     "read_csv",
     "read_jsonl",
+    "read_results",
     "run_job",
+    "run_job_sync",
 ]

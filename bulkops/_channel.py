@@ -13,15 +13,18 @@ until an answer comes. After ``outage_timeout`` seconds down the job stops, resu
 
 from __future__ import annotations
 
+import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
 from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
 from ._limiter import RateLimiter
+from ._log import http_log, with_fields
 from ._retry import RetryPolicy
 from ._stats import JobStats, Stop, StopLatch, StopReason
 
@@ -68,7 +71,10 @@ class Channel:
         clock: Callable[[], float] = anyio.current_time,
         rng: random.Random | None = None,
         on_request: Callable[[RequestDone], None] | None = None,
+        log_fields: Mapping[str, Any] | None = None,
     ) -> None:
+        """``log_fields``: the job's ``extra`` fields (job id, operation) for every record."""
+        self._log_fields: Mapping[str, Any] = log_fields or {}
         self.transport = transport
         self._on_request = on_request
         self.in_flight = 0  # requests sent and not yet answered
@@ -142,12 +148,44 @@ class Channel:
             self.stats.transport_failures[failure.kind] += 1
             self._failed()
             self._done(request, kind, None, failure, started)
+            self._log_request(request, kind, started, None, failure.kind)
             return failure
         finally:
             self.in_flight -= 1
         self._answer(response, sent_at, started)
         self._done(request, kind, response, None, started)
+        self._log_request(request, kind, started, response.status, None)
         return response
+
+    def _log_request(
+        self,
+        request: HttpRequest,
+        kind: str,
+        started: float,
+        status: int | None,
+        failure: str | None,
+    ) -> None:
+        if not http_log.isEnabledFor(logging.DEBUG):
+            return  # the hot path: one check per request when nobody listens
+        elapsed_ms = round((self._clock() - started) * 1000, 1)
+        # The method and path only: the token travels in a header, which is never logged.
+        outcome = str(status) if status is not None else f"no answer ({failure})"
+        http_log.debug(
+            "%s %s (%s) -> %s in %.0f ms",
+            request.method,
+            request.path,
+            kind,
+            outcome,
+            elapsed_ms,
+            extra=with_fields(
+                self._log_fields,
+                kind=kind,
+                method=request.method,
+                path=request.path,
+                status=status,
+                elapsed_ms=elapsed_ms,
+            ),
+        )
 
     def _done(
         self,
@@ -181,6 +219,12 @@ class Channel:
         self.stats.throttled[policy] += 1
         capped = None if retry_after is None else min(retry_after, self._retry.retry_after_cap)
         pause = self.limiter.on_rate_limited(policy, capped)
+        http_log.info(
+            "HubSpot answered 429 (%s): every request pauses %.1f s",
+            policy,
+            pause,
+            extra=with_fields(self._log_fields, policy=policy, status=429, delay_s=pause),
+        )
         if retry_after is not None and retry_after >= 5:
             # Worth saying: a long Retry-After would otherwise look like a hung job.
             note = f"HubSpot asked to wait {retry_after:.0f} s (Retry-After"
@@ -227,6 +271,12 @@ class Channel:
         if self._down_since is None and self._failures_in_row >= self._retry.outage_after:
             self._down_since = self._clock()
             self._next_probe = self._down_since + self._probe_delay()
+            http_log.warning(
+                "%s looks down (%d failed requests in a row): holding every batch, probing",
+                self.host,
+                self._failures_in_row,
+                extra=with_fields(self._log_fields, attempt=self._failures_in_row),
+            )
 
     def _probe_delay(self) -> float:
         # Capped exponential backoff, at least the base: probes are cheap, but each counts.
@@ -265,21 +315,29 @@ class Channel:
             self.stats.requests["probe"] += 1
             started = self._clock()
             self.in_flight += 1
+            response: HttpResponse | None
             try:
                 response = await self.transport.send(self._probe, timeout=_PROBE_TIMEOUT)
             except TransportFailure as failure:
                 self.stats.transport_failures[failure.kind] += 1
                 response = None
                 self._done(self._probe, "probe", None, failure, started)
+                self._log_request(self._probe, "probe", started, None, failure.kind)
             finally:
                 self.in_flight -= 1
             if response is not None:
                 self._answer(response, sent_at, started)
                 self._done(self._probe, "probe", response, None, started)
+                self._log_request(self._probe, "probe", started, response.status, None)
             if response is not None and response.status < 500:
                 self._down_since = None
                 self._probes = 0
                 self.waiting = None
+                http_log.info(
+                    "%s answers again; batches resume",
+                    self.host,
+                    extra=with_fields(self._log_fields, status=response.status),
+                )
             else:
                 self._next_probe = self._clock() + self._probe_delay()
         finally:

@@ -255,6 +255,20 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--no-journal", action="store_true", help="keep no journal (the job cannot be resumed)"
     )
     add_plan_arguments(p)
+    p.add_argument(
+        "--passthrough",
+        metavar="COL",
+        action="append",
+        default=[],
+        help="an input column not sent to HubSpot but carried into succeeded.jsonl and "
+        "failed.jsonl (e.g. the source's primary key); repeatable",
+    )
+    p.add_argument(
+        "--max-failures",
+        metavar="N|P%%",
+        help="stop (resumable, exit 3) once N rows failed, or P%% of the rows read "
+        "(judged once 100 rows finished)",
+    )
     _add_display_arguments(p)
 
 
@@ -337,7 +351,30 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         dry_run=args.dry_run is not None,
         dry_run_reads=args.dry_run == "reads",
         limit=args.limit,
+        passthrough=tuple(args.passthrough),
+        max_failures=parse_max_failures(args.max_failures),
     )
+
+
+def parse_max_failures(text: str | None) -> int | float | None:
+    """``--max-failures``: a count ("50") or a percentage ("5%") of the rows read."""
+    if text is None:
+        return None
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            share = float(value[:-1]) / 100
+            if not 0 < share < 1:
+                raise ConfigError(f"--max-failures {text}: a percentage must be between 0 and 100")
+            return share
+        count = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"--max-failures {text!r}: give a count of rows (50) or a percentage (5%)"
+        ) from None
+    if count < 1:
+        raise ConfigError(f"--max-failures {text}: the count must be >= 1")
+    return count
 
 
 def _read_token(token_file: str | None) -> Secret:

@@ -22,6 +22,7 @@ from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MIN_ROWS_FOR_SHARE",
     "JobConfig",
     "Secret",
     "config_from_meta",
@@ -93,6 +94,19 @@ def default_out_dir(operation: Operation, object_type: str) -> Path:
     return path
 
 
+# Compared by identity: only a JobConfig built without out_dir gets a folder of its own.
+_UNSET_OUT_DIR = Path("bulkops-out")
+
+
+def library_out_dir(operation: Operation, object_type: str) -> Path:
+    """The CLI's folder name plus a random suffix: two configs made in one second (a loop
+    in a program, two tasks of one DAG) never share a job folder."""
+    import secrets
+
+    base = default_out_dir(operation, object_type)
+    return base.with_name(f"{base.name}-{secrets.token_hex(3)}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobConfig:
     """Everything a job needs. Defaults are safe for a real HubSpot account."""
@@ -135,7 +149,8 @@ class JobConfig:
     # How long a job waits for HubSpot when every recent request failed before it stops.
     outage_timeout: float = 300.0
     preflight: bool = True
-    out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
+    # Default: a new folder per job under bulkops-jobs/ (see library_out_dir).
+    out_dir: Path = field(default_factory=lambda: _UNSET_OUT_DIR)
     max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
     journal: bool = True
     # Input columns -> properties (renames, ignored columns, constants, label matching).
@@ -146,6 +161,12 @@ class JobConfig:
     dry_run_reads: bool = False
     # A trial run: send only the first N rows of the input; resume goes on with the rest.
     limit: int | None = None
+    # Input columns that are not sent to HubSpot but carried into the result lines and the
+    # Outcome (the source's primary key, say), so results join back by key, not by position.
+    passthrough: tuple[str, ...] = ()
+    # Stop the job (resumable) once this many rows failed (an int >= 1), or once this share of
+    # the rows read failed (a float in (0, 1), judged once MIN_ROWS_FOR_SHARE rows finished).
+    max_failures: int | float | None = None
 
     def __post_init__(self) -> None:
         self._settle_api_version()
@@ -161,6 +182,10 @@ class JobConfig:
         problem = _operation_problem(self)
         if problem:
             raise ConfigError(problem)
+        self._check_passthrough()
+        check_max_failures(self.max_failures)
+        if self.out_dir is _UNSET_OUT_DIR:
+            object.__setattr__(self, "out_dir", library_out_dir(self.operation, self.object_type))
 
     def _check_wire_values(self) -> None:
         # These values reach the request line, headers and bodies: see _checks.
@@ -173,6 +198,29 @@ class JobConfig:
             check_property_name(name, option="properties (--properties)")
         for name in self.properties_with_history:
             check_property_name(name, option="properties_with_history (--properties-with-history)")
+
+    def _check_passthrough(self) -> None:
+        names = self.passthrough
+        if isinstance(names, str):
+            raise ConfigError("passthrough must be a tuple of column names, not one string")
+        object.__setattr__(self, "passthrough", tuple(names))
+        for name in self.passthrough:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"passthrough column {name!r} must be a non-empty name")
+        duplicates = sorted({n for n in self.passthrough if self.passthrough.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"passthrough column {duplicates[0]!r} is given twice")
+        if self.id_property and self.id_property in self.passthrough:
+            raise ConfigError(
+                f"passthrough column {self.id_property!r} is the id property: it is sent to "
+                "HubSpot, and its value is in every result line already (as key)"
+            )
+        by_record_id = self.operation in (Operation.UPDATE, Operation.ARCHIVE, Operation.READ)
+        if "id" in self.passthrough and by_record_id and not self.id_property:
+            raise ConfigError(
+                f"passthrough column 'id' is the record id {self.operation.value} needs; "
+                "it is in every result line already (as id and key)"
+            )
 
     def _settle_api_version(self) -> None:
         # Two fields say one thing: ``api`` (the older, dialect-only choice) and ``api_version``.
@@ -246,6 +294,23 @@ def _operation_problem(config: JobConfig) -> str | None:
     return None
 
 
+MIN_ROWS_FOR_SHARE = 100  # a share of failures means nothing over fewer finished rows
+
+
+def check_max_failures(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            f"max_failures must be a count (int) or a share (float), not {type(value).__name__}"
+        )
+    if isinstance(value, int) and value < 1:
+        raise ConfigError("max_failures must be >= 1 (a count of failed rows)")
+    if isinstance(value, float) and not 0 < value < 1:
+        raise ConfigError("max_failures as a share must be in (0, 1), e.g. 0.05 for 5%")
+
+
+# A trial run's limit and a dry run are choices of one run, not of the job: resume goes on.
 # A trial run's limit and a dry run are choices of one run, not of the job: resume goes on.
 _META_SKIP = frozenset({"token", "out_dir", "limit", "dry_run", "dry_run_reads"})
 
@@ -275,7 +340,7 @@ def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> J
     values["api"] = Api(values["api"])
     # A job journaled before api_version existed spoke the paths of its api (v3 or v1).
     values["api_version"] = ApiVersion.parse(values.get("api_version") or values["api"].value)
-    for name in ("properties", "properties_with_history"):
+    for name in ("properties", "properties_with_history", "passthrough"):
         values[name] = tuple(values.get(name) or ())
     values["mapping"] = ColumnMapping.from_meta(values.get("mapping"))
     known = {f.name for f in fields(JobConfig)}

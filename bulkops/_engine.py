@@ -20,25 +20,29 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import logging
 import os
 import random
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from ._channel import Channel, RequestDone, Waiting
-from ._config import JobConfig, config_to_meta
+from ._config import MIN_ROWS_FOR_SHARE, JobConfig, config_to_meta
 from ._errors import INPUT_ERROR, ConfigError
 from ._http import Transport
 from ._intake import Intake, Resumed, Source, rows_of
 from ._jobdir import RETRY_DIR, JobFolder, check_writable, identify_input, start_result_files
 from ._journal import Journal
 from ._limiter import RateLimiter
+from ._log import job_log, with_fields
 from ._models import Item, Outcome
+from ._outcome import Outcome as PublicOutcome
+from ._outcome import public_outcome
 from ._preflight import PropertySchema
 from ._report import (
     JobInfo,
@@ -60,8 +64,6 @@ from ._worker import Workers, dialects_for
 
 __all__ = ["Job", "JobReport", "Mode", "Progress", "Source", "run_job"]
 
-_COMMIT_EVERY_S = 0.02
-_FLUSH_FILES_EVERY_S = 1.0
 _REPORT_EVERY_S = 5.0  # report.json while the job runs
 
 
@@ -106,9 +108,13 @@ class Job:
         input_meta: Mapping[str, Any] | None = None,
         mode: Mode | str = Mode.NEW,
         transport: Transport | None = None,
+        on_outcome: Callable[[PublicOutcome], None] | None = None,
     ) -> None:
         """``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it.
-        ``transport``: send requests through this instead of aiohttp (tests, custom stacks)."""
+        ``transport``: send requests through this instead of aiohttp (tests, custom stacks).
+        ``on_outcome``: called with each row's :class:`~bulkops.Outcome` as it is settled
+        (after it is in the result files), on the event loop: keep it quick. An exception
+        it raises ends the job like one from the source."""
         self.mode = Mode(mode)
         if self.mode is not Mode.NEW and not config.journal:
             raise ConfigError(f"{self.mode} needs the journal")
@@ -127,7 +133,7 @@ class Job:
         self.scheduler = Scheduler(
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
-        self.latch = StopLatch(on_stop=self._on_stop)
+        self.latch = StopLatch(on_stop=self._on_stop, redact=_masking(config.token.reveal()))
         self._folder: JobFolder | None = None  # held (locked) while the job runs
         self._channel: Channel | None = None
         self._intake: Intake | None = None
@@ -139,6 +145,17 @@ class Job:
         self.report_every = _REPORT_EVERY_S  # seconds between report.json snapshots
         # Called with every request that came back (bulkops.otel's duration histogram).
         self.request_observers: list[Callable[[RequestDone], None]] = []
+        self._on_outcome = on_outcome
+        self.report: JobReport | None = None  # once the run is over, however it ended
+        # Awaited before each row is read (``open_job``'s bounded outcome buffer).
+        self._row_gate: Callable[[], Awaitable[None]] | None = None
+        # The job's name in log records: its folder's, the same across resumes.
+        self.job_id = config.out_dir.name or str(config.out_dir)
+        self._log_fields = {
+            "job_id": self.job_id,
+            "operation": config.operation.value,
+            "object_type": config.object_type,
+        }
 
     # -- control -----------------------------------------------------------------------------
     def stop(self, reason: StopReason = StopReason.INTERRUPTED, message: str | None = None) -> None:
@@ -153,6 +170,17 @@ class Job:
             self._cancel.cancel()
 
     def _on_stop(self) -> None:
+        stop = self.latch.stop
+        if stop is not None:
+            # Resumable stops are warnings; a stop that needs a fix first is an error.
+            level = logging.WARNING if stop.reason.exit_code == 3 else logging.ERROR
+            job_log.log(
+                level,
+                "job stopping (%s): %s",
+                stop.reason.value,
+                stop.message,
+                extra=with_fields(self._log_fields, stop_reason=stop.reason.value),
+            )
         self.scheduler.halt()
         if self._channel is not None:
             self._channel.wake()
@@ -190,6 +218,17 @@ class Job:
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
             config.out_dir / RETRY_DIR if self.mode is Mode.RETRY else config.out_dir,
             journal=journal,
+            id_property=config.id_property,
+        )
+        job_log.info(
+            "job %s: %s %s from %s (%s) into %s",
+            self.mode.value,
+            config.operation.value,
+            config.object_type,
+            self._input_name,
+            _host_of(config.base_url),
+            config.out_dir,
+            extra=self._log_fields,
         )
         status = JobStatus.ERROR
         error: BaseException | None = None
@@ -216,6 +255,7 @@ class Job:
         finally:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
             report = self._finish(writer, journal, status, error, started_wall)
+            self.report = report  # also when the run was cancelled or raised
         return report
 
     def _finish(
@@ -254,6 +294,15 @@ class Job:
         finally:
             if folder is not None:
                 folder.close()  # the journal, then the lock, last
+        job_log.info(
+            "job %s: %d succeeded, %d failed, %d unprocessed in %.1f s",
+            report.status.value,
+            report.rows.succeeded,
+            report.rows.failed,
+            report.rows.unprocessed,
+            report.duration_s,
+            extra=with_fields(self._log_fields, rows=report.rows.read),
+        )
         return report
 
     def _run_report(self, status: JobStatus, stop: Stop | None, started_wall: float) -> JobReport:
@@ -342,6 +391,7 @@ class Job:
             daily_share=config.daily_share,
             rng=self._rng,
             on_request=self._request_done if self.request_observers else None,
+            log_fields=self._log_fields,
         )
 
     def _request_done(self, done: RequestDone) -> None:
@@ -374,11 +424,17 @@ class Job:
     ) -> None:
         config, stats, scheduler = self.config, self.stats, self.scheduler
         committer = Committer(journal, writer)
+        on_outcome, id_property = self._on_outcome, config.id_property
+        check_failures = self._check_failures if config.max_failures is not None else None
 
         def settle(outcome: Outcome) -> None:
             writer.record(outcome)
             stats.outcome(outcome)
             committer.dirty()
+            if check_failures is not None and not outcome.ok:
+                check_failures()
+            if on_outcome is not None:
+                on_outcome(public_outcome(outcome, id_property=id_property))
 
         def settle_unparsed(raw: RawRow) -> None:
             outcome = Outcome(
@@ -390,6 +446,10 @@ class Job:
             writer.record(outcome, source_line=raw.line)
             stats.outcome(outcome)
             committer.dirty()
+            if check_failures is not None:
+                check_failures()
+            if on_outcome is not None:
+                on_outcome(public_outcome(outcome, id_property=id_property))
 
         resumed = None
         if journal is not None and self.mode is not Mode.NEW:
@@ -398,9 +458,12 @@ class Job:
                 finished=journal.finished_rows() if self.mode is Mode.RESUME else iter(()),
                 in_flight=journal.sent_unfinished_rows(),
             )
+        rows = rows_of(self._source)
+        if self._row_gate is not None:
+            rows = _GatedRows(rows, self._row_gate)
         intake = self._intake = Intake(
             config,
-            rows_of(self._source),
+            rows,
             scheduler=scheduler,
             settle=settle,
             settle_unparsed=settle_unparsed,
@@ -423,6 +486,7 @@ class Job:
             journal=journal,
             concurrency=config.concurrency,
             rng=self._rng,
+            log_fields=self._log_fields,
         )
         async with anyio.create_task_group() as tg:
             self._cancel = tg.cancel_scope
@@ -439,6 +503,67 @@ class Job:
             else:
                 await workers.wait_idle()
             tg.cancel_scope.cancel()
+
+    def _check_failures(self) -> None:
+        """Stop once ``max_failures`` rows failed (this run's), or that share of the rows this
+        run took in, judged once at least ``MIN_ROWS_FOR_SHARE`` rows have finished.
+
+        The share is over rows taken in, not rows finished: a row refused at intake fails at
+        once while a good one waits for HubSpot, so the finished rows would overstate it."""
+        limit, stats, intake = self.config.max_failures, self.stats, self._intake
+        if limit is None or self.latch.is_set:
+            return
+        if isinstance(limit, float):
+            taken = intake.rows_read - intake.skipped if intake is not None else stats.finished
+            taken = max(taken, stats.finished)
+            if stats.finished < MIN_ROWS_FOR_SHARE or stats.failed < limit * taken:
+                return
+            what = f"{stats.failed} of {taken} rows failed (max_failures {limit:.0%})"
+        else:
+            if stats.failed < limit:
+                return
+            what = f"{stats.failed} rows failed (max_failures {limit})"
+        self.latch.set(
+            Stop(
+                StopReason.MAX_FAILURES,
+                f"{what}; see failed.jsonl, fix the cause and continue with "
+                "`bulkops resume OUT` (finished rows are kept)",
+            )
+        )
+
+
+class _GatedRows:
+    """The source's rows, each read only after ``gate`` lets it in (back-pressure from a
+    consumer of outcomes); ``header`` and ``aclose`` are the source's own."""
+
+    def __init__(self, rows: AsyncIterable[RawRow], gate: Callable[[], Awaitable[None]]) -> None:
+        self._rows = rows
+        self._iterator = aiter(rows)
+        self._gate = gate
+
+    @property
+    def header(self) -> list[str] | None:
+        header: list[str] | None = getattr(self._rows, "header", None)
+        return header
+
+    def __aiter__(self) -> _GatedRows:
+        return self
+
+    async def __anext__(self) -> RawRow:
+        await self._gate()
+        return await anext(self._iterator)
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _masking(secret: str) -> Callable[[str], str]:
+    def mask(text: str) -> str:
+        return text.replace(secret, "***") if secret else text
+
+    return mask
 
 
 def _single(exc: Exception) -> Exception:
@@ -470,13 +595,33 @@ async def run_job(
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     transport: Transport | None = None,
+    on_outcome: Callable[[PublicOutcome], None] | None = None,
+    handle_signals: bool = False,
 ) -> JobReport:
     """Run one job to the end and return its report (also written to ``out_dir/report.json``).
 
     ``source`` is a path (CSV, TSV, JSONL; "-" for stdin), or any iterable or async iterable of
-    dicts. Results go to ``config.out_dir``.
+    dicts. Results go to ``config.out_dir``. ``on_outcome`` gets each row's
+    :class:`~bulkops.Outcome` as it is settled. ``handle_signals``: the first SIGINT/SIGTERM
+    stops the job gracefully, the second at once (see :func:`~bulkops.graceful_signals`).
+
+    A job that ran returns its report, even one that stopped: ``report.raise_for_status()``
+    raises the typed error for a stop. Errors before the job starts (a bad ``out_dir``, a
+    folder another process holds) raise :class:`~bulkops.ConfigError`; an exception from the
+    source or ``on_outcome`` is raised as itself, never inside an ``ExceptionGroup``.
     """
-    job = Job(config, source, transport=transport)
+    job = Job(config, source, transport=transport, on_outcome=on_outcome)
+    if handle_signals:
+        from ._embed import graceful_signals
+
+        with graceful_signals(job):
+            return await _run_watched(job, on_progress, progress_interval)
+    return await _run_watched(job, on_progress, progress_interval)
+
+
+async def _run_watched(
+    job: Job, on_progress: Callable[[Progress], None] | None, progress_interval: float
+) -> JobReport:
     if on_progress is None:
         return await job.run()
     result: list[JobReport] = []
@@ -485,10 +630,13 @@ async def run_job(
         result.append(await job.run())
         tg.cancel_scope.cancel()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_run)
-        while True:
-            on_progress(job.progress())
-            await anyio.sleep(progress_interval)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_run)
+            while True:
+                on_progress(job.progress())
+                await anyio.sleep(progress_interval)
+    except ExceptionGroup as group:
+        raise _single(group) from None
     on_progress(job.progress())
     return result[0]

@@ -9,15 +9,18 @@ or, without an id property to read it by, failed AMBIGUOUS: never created twice.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from ._config import JobConfig
 from ._errors import AMBIGUOUS, ConfigError
 from ._journal import row_digest
+from ._log import intake_log
 from ._models import Item, Operation, Outcome, Phase
 from ._preflight import PropertySchema
 from ._rowcheck import RowCheck
@@ -26,6 +29,9 @@ from ._sources import RawRow, RowStream, from_iterable, open_source
 from ._stats import Stop, StopLatch, StopReason
 
 __all__ = ["Intake", "Resumed", "Source", "rows_of"]
+
+_CHECK_EVERY_ROWS = 16
+_YIELD_EVERY_S = 0.002
 
 IN_FLIGHT_AMBIGUOUS = (
     "this create was in flight when the job stopped, so HubSpot may or may not have it. It was "
@@ -128,8 +134,16 @@ class Intake:
 
     async def run(self) -> None:
         rows = self._rows
+        yielded_at = time.monotonic()
         try:
             async for raw in rows:
+                if self.rows_read % _CHECK_EVERY_ROWS == 0:
+                    # Normalising never waits, and neither does the scheduler until it is
+                    # full: let the loop's other tasks (the host program's too) run.
+                    now = time.monotonic()
+                    if now - yielded_at >= _YIELD_EVERY_S:
+                        await anyio.lowlevel.checkpoint()
+                        yielded_at = time.monotonic()
                 if self.rows_read == 0 and (
                     problem := self._check.header_problem(getattr(rows, "header", None))
                 ):
@@ -203,6 +217,13 @@ class Intake:
         return item, Phase.WRITE  # an AMBIGUOUS row the user chose to send again
 
     def _fail(self, item: Item, category: str, message: str, extra: Mapping[str, Any]) -> None:
+        intake_log.debug(
+            "row %d failed before it was sent (%s): %s",
+            item.row,
+            category,
+            message,
+            extra={"rows": 1, "kind": category},
+        )
         self._settle(Outcome(item, False, category=category, message=message, extra=dict(extra)))
 
 

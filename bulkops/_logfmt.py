@@ -155,6 +155,13 @@ def _level(args: Any) -> int:
     return logging.INFO
 
 
+def _command_lines_and_warnings(record: logging.LogRecord) -> bool:
+    # A stop is the summary's last word; the engine's record of it would say it twice.
+    if hasattr(record, "stop_reason"):
+        return False
+    return record.name in _PLAIN or record.levelno >= logging.WARNING
+
+
 @contextlib.contextmanager
 def cli_logging(args: Any, *, stream: TextIO | None = None) -> Iterator[logging.Handler]:
     """Route the ``bulkops`` logger tree to stderr as ``args`` asks, for one command."""
@@ -166,6 +173,11 @@ def cli_logging(args: Any, *, stream: TextIO | None = None) -> Iterator[logging.
         handler.setFormatter(JsonFormatter(None if job is None else str(job)))
     else:
         handler.setFormatter(TextFormatter(timestamps=not _isatty(out)))
+    if not getattr(args, "verbose", 0):
+        # The command's own lines (start, progress, summary) at INFO; the engine's records
+        # (bulkops.job, .http, ...) only from WARNING up, unless -v asks for them: the summary
+        # already says what the job's INFO records would.
+        handler.addFilter(_command_lines_and_warnings)
     saved = (logger.level, _state["handler"])
     logger.addHandler(handler)
     logger.setLevel(_level(args))

@@ -77,6 +77,9 @@ class Item:
     # The input row's identity in the journal (``_journal.row_digest``), or b"" when the job
     # does not journal one: a resume checks the row it is given is the row that finished.
     digest: bytes = b""
+    # The job's passthrough columns (``JobConfig.passthrough``) as the row gave them: never
+    # sent, carried into the result lines and the public Outcome. None when there are none.
+    passthrough: dict[str, Any] | None = None
 
     @property
     def trace_id(self) -> str:

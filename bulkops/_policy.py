@@ -508,7 +508,7 @@ def auth_stop(response: HttpResponse) -> Stop:
             + (f" {category}" if category else "")
             + f"): {detail[:300]}"
         )
-    return Stop(StopReason.AUTH, message)
+    return Stop(StopReason.AUTH, message, status=response.status)
 
 
 def is_hubspot_answer(response: HttpResponse, *, dialect_allows_empty: bool = False) -> bool:

@@ -154,6 +154,18 @@ class JobReport:
             return 3
         return 1 if self.failed else 0
 
+    def raise_for_status(self) -> JobReport:
+        """Raise the typed error for a job that stopped before every row was finished
+        (:class:`~bulkops.JobStopped` and its kinds, each carrying this report); return the
+        report otherwise. Failed rows are results, not errors: they never raise here (set
+        ``max_failures`` to stop a job whose rows mostly fail)."""
+        from ._stop_errors import error_for
+
+        error = error_for(self)
+        if error is not None:
+            raise error
+        return self
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["rate_limit"]["429_by_policy"] = data["rate_limit"].pop("by_policy_429")
@@ -162,6 +174,8 @@ class JobReport:
             if self.stop is None
             else {"reason": self.stop.reason.value, "message": self.stop.message}
         )
+        if self.stop is not None and self.stop.status is not None:
+            data["stop"]["status"] = self.stop.status
         data["status"] = self.status.value
         return data
 
@@ -174,7 +188,9 @@ class JobReport:
         run = data.get("this_run")
         return cls(
             status=JobStatus(data["status"]),
-            stop=None if not stop else Stop(StopReason(stop["reason"]), str(stop["message"])),
+            stop=None
+            if not stop
+            else Stop(StopReason(stop["reason"]), str(stop["message"]), stop.get("status")),
             job=JobInfo(**{"api_version": data["job"].get("api", "v3"), **data["job"]}),
             rows=RowCounts(**data["rows"]),
             written=Written(**data["written"]),

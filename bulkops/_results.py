@@ -12,6 +12,7 @@ usable, and a resume rebuilds the files from the journal.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -22,9 +23,17 @@ import anyio
 import orjson
 
 from ._journal import Journal
-from ._models import Outcome
+from ._models import Item, Outcome
 
-__all__ = ["FAILED", "SUCCEEDED", "Committer", "ResultWriter", "failed_line", "succeeded_line"]
+__all__ = [
+    "FAILED",
+    "SUCCEEDED",
+    "Committer",
+    "ResultWriter",
+    "failed_line",
+    "item_key",
+    "succeeded_line",
+]
 
 SUCCEEDED = "succeeded.jsonl"
 FAILED = "failed.jsonl"
@@ -40,7 +49,8 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def succeeded_line(outcome: Outcome) -> bytes:
+def succeeded_line(outcome: Outcome, *, id_property: str | None = None) -> bytes:
+    """``id_property``: the job's; its value is written as ``key`` (to join results back)."""
     item = outcome.item
     line: dict[str, Any] = {"row": item.row, "id": outcome.hubspot_id}
     if outcome.new is not None or item.maybe_written:
@@ -49,10 +59,33 @@ def succeeded_line(outcome: Outcome) -> bytes:
         line["properties"] = outcome.properties
     if outcome.extra:
         line.update(outcome.extra)
+    _add_key_and_passthrough(line, item, id_property)
     return orjson.dumps(line, default=_default)
 
 
-def failed_line(outcome: Outcome, *, source_line: int | None = None) -> bytes:
+def _add_key_and_passthrough(line: dict[str, Any], item: Item, id_property: str | None) -> None:
+    if id_property:
+        line["key"] = item_key(item, id_property)
+    if item.passthrough is not None:
+        line["passthrough"] = item.passthrough
+
+
+def item_key(item: Item, id_property: str | None) -> str | None:
+    """The value a row is known by: the id property's (as sent), else the record id (update,
+    archive, read by id), else None (a create without an id property)."""
+    if id_property:
+        value = item.properties.get(id_property) or item.record_id
+        if value is None:
+            # A row that failed before it was normalised: its input still names the key.
+            raw_value = item.raw.get(id_property)
+            value = raw_value if isinstance(raw_value, str) else None
+        return value
+    return item.record_id
+
+
+def failed_line(
+    outcome: Outcome, *, source_line: int | None = None, id_property: str | None = None
+) -> bytes:
     item = outcome.item
     error: dict[str, Any] = {
         "category": outcome.category or "ERROR",
@@ -67,6 +100,7 @@ def failed_line(outcome: Outcome, *, source_line: int | None = None) -> bytes:
     line.update(
         error=error, attempts=item.attempts, input=item.raw if source_line is None else None
     )
+    _add_key_and_passthrough(line, item, id_property)
     return orjson.dumps(line, default=_default)
 
 
@@ -74,7 +108,11 @@ class ResultWriter:
     """Appends outcome lines (and journals them). Synchronous: a line costs a microsecond or
     two, far less than handing it to a thread."""
 
-    def __init__(self, files_dir: Path, *, journal: Journal | None = None) -> None:
+    def __init__(
+        self, files_dir: Path, *, journal: Journal | None = None, id_property: str | None = None
+    ) -> None:
+        """``id_property``: the job's, whose value each line carries as ``key``."""
+        self._id_property = id_property
         files_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = files_dir
         self._ok = open(files_dir / SUCCEEDED, "ab", buffering=0)
@@ -85,11 +123,11 @@ class ResultWriter:
 
     def record(self, outcome: Outcome, *, source_line: int | None = None) -> None:
         if outcome.ok:
-            data = succeeded_line(outcome)
+            data = succeeded_line(outcome, id_property=self._id_property)
             self._ok_buf += data + b"\n"
             category = None
         else:
-            data = failed_line(outcome, source_line=source_line)
+            data = failed_line(outcome, source_line=source_line, id_property=self._id_property)
             self._bad_buf += data + b"\n"
             category = outcome.category or "ERROR"
         if self._journal is not None:
@@ -147,13 +185,23 @@ class Committer:
         self._dirty.set()
 
     async def run(self) -> None:
+        unflushed = False  # committed lines not in the files yet
         while True:
-            await self._dirty.wait()
-            await anyio.sleep(_COMMIT_EVERY_S)
-            self._dirty = anyio.Event()
-            if self._journal is not None:
-                self._journal.commit()
+            # Committed lines reach the files within a second even if nothing else settles
+            # meanwhile (a long pause, an outage, a slow request): wait no longer than that.
+            wait = _FLUSH_FILES_EVERY_S - (time.monotonic() - self._flushed)
+            with anyio.move_on_after(max(0.0, wait) if unflushed else math.inf):
+                await self._dirty.wait()
+            if self._dirty.is_set():
+                await anyio.sleep(_COMMIT_EVERY_S)
+                self._dirty = anyio.Event()
+                if self._journal is not None:
+                    self._journal.commit()
+                unflushed = True
+            # No await since the commit (and nothing settled after it when the wait ran out),
+            # so the buffers hold committed lines only: a file never runs ahead of the journal.
             now = time.monotonic()
-            if now - self._flushed >= _FLUSH_FILES_EVERY_S:
+            if unflushed and now - self._flushed >= _FLUSH_FILES_EVERY_S:
                 self._flushed = now
                 self._writer.flush()
+                unflushed = False

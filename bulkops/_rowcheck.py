@@ -14,7 +14,7 @@ from ._models import Item, Operation, Outcome
 from ._normalize import Normalizer
 from ._preflight import PropertySchema
 
-__all__ = ["RowCheck"]
+__all__ = ["RowCheck", "split_passthrough"]
 
 _VALIDATED = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})
 
@@ -44,6 +44,14 @@ class RowCheck:
         if header is None:
             return None
         config = self._config
+        missing = [name for name in config.passthrough if name not in header]
+        if missing:
+            return (
+                f"no column {missing[0]!r} for --passthrough {missing[0]}; the columns are "
+                f"{', '.join(map(repr, header[:5]))}{' ...' if len(header) > 5 else ''}"
+            )
+        # Passthrough columns are not sent, so they are never "not a property".
+        header = [name for name in header if name not in config.passthrough]
         if self.mapper is not None:
             header = self.mapper.columns(header)
         problem = check_columns(
@@ -60,15 +68,19 @@ class RowCheck:
     def __call__(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         """The item to send, or the failed outcome of a row that cannot be sent. The item keeps
         the row as given (``raw``), so failed.jsonl holds the input, not the mapped row."""
-        mapped = self.mapper(data) if self.mapper is not None else data
+        carried = None
+        sent = data
+        if self._config.passthrough:
+            carried, sent = split_passthrough(data, self._config.passthrough)
+        mapped = self.mapper(sent) if self.mapper is not None else sent
         try:
             item = self._normalize(row, mapped)
         except InputError as exc:
             extra = {"property": exc.field} if exc.field else {}
-            return Outcome(
-                Item(row, data, {}), False, category=INPUT_ERROR, message=str(exc), extra=extra
-            )
-        item.raw = data
+            failed = Item(row, data, {}, passthrough=carried)
+            return Outcome(failed, False, category=INPUT_ERROR, message=str(exc), extra=extra)
+        item.raw = data  # failed lines keep the whole row, for a retry
+        item.passthrough = carried
         if self._validate is not None:
             errors = self._validate(item.properties, creating=self._creating)
             if errors:
@@ -83,3 +95,12 @@ class RowCheck:
                     },
                 )
         return item
+
+
+def split_passthrough(
+    data: dict[str, Any], names: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the passthrough columns, the rest): what is carried and what is sent."""
+    carried = {name: data.get(name) for name in names}
+    sent = {k: v for k, v in data.items() if k not in carried}
+    return carried, sent

@@ -40,6 +40,7 @@ import orjson
 
 from ._errors import ConfigError
 from ._header import header_problems, sniff_delimiter
+from ._offloop import read_in_thread
 
 __all__ = [
     "JsonNumber",
@@ -914,9 +915,9 @@ async def from_iterable(
             if aclose is not None:
                 await aclose()
     else:
-        for item in records:
-            row += 1
-            yield _mapping_row(row, item)
+        # Off the event loop: a slow iterable must not stall the host program's other tasks.
+        async for raw in read_in_thread(records, _mapping_row):
+            yield raw
 
 
 def _is_data_frame(records: object) -> bool:

@@ -12,7 +12,7 @@ import enum
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 
@@ -35,6 +35,7 @@ class StopReason(enum.StrEnum):
     INPUT = "input"  # the input cannot be read on (a damaged file, a bad header)
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM / Job.stop()
     LIMIT = "limit"  # a trial run (--limit N) sent its N rows; resume sends the rest
+    MAX_FAILURES = "max_failures"  # more rows failed than JobConfig.max_failures allows
 
     @property
     def exit_code(self) -> int:
@@ -51,19 +52,31 @@ _FIX_FIRST = frozenset(
 class Stop:
     reason: StopReason
     message: str
+    # The HTTP status behind the stop, where one answer decided it (401 or 403 for AUTH).
+    status: int | None = None
 
 
 class StopLatch:
     """The first stop wins. ``on_stop`` runs once, when it is set (the scheduler halts)."""
 
-    def __init__(self, on_stop: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        on_stop: Callable[[], None] = lambda: None,
+        *,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        """``redact``: applied to every stop's message (a server may echo the token in the
+        error text a stop quotes; the message goes to the report, logs and exceptions)."""
         self.stop: Stop | None = None
         self._on_stop = on_stop
+        self._redact = redact
         self._event = anyio.Event()
 
     def set(self, stop: Stop) -> None:
         if self.stop is not None:
             return
+        if self._redact is not None:
+            stop = replace(stop, message=self._redact(stop.message))
         self.stop = stop
         self._event.set()
         self._on_stop()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -21,6 +22,7 @@ from ._dialect import Dialect
 from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
 from ._journal import Journal
+from ._log import http_log, with_fields
 from ._models import Api, Batch, Item, Operation, Outcome, Phase
 from ._policy import Context, Halt, Resend, Retry, Settle, Split, Throttle, Verdict, decide
 from ._retry import RetryPolicy
@@ -98,7 +100,9 @@ class Workers:
         isolation_share: float = 0.05,
         isolation_floor: int = 50,
         rng: random.Random | None = None,
+        log_fields: Mapping[str, Any] | None = None,
     ) -> None:
+        self._log_fields: Mapping[str, Any] = log_fields or {}
         self._channel = channel
         self._scheduler = scheduler
         self._dialects = dialects
@@ -225,13 +229,20 @@ class Workers:
             elif isinstance(action, Retry):
                 _mark_maybe_written(action.items, action.maybe_written)
                 self._stats.resent_batches += 1
+                self._log_retry(action.items, action.delay, action.phase)
                 scheduler.retry(action.items, delay=action.delay, phase=action.phase)
             elif isinstance(action, Resend):
                 _mark_maybe_written(action.batch.items, action.maybe_written)
                 self._stats.resent_batches += 1
+                self._log_retry(action.batch.items, action.delay, action.batch.phase)
                 scheduler.retry_batch(action.batch, delay=action.delay)
             elif isinstance(action, Split):
                 self._stats.splits += 1
+                http_log.info(
+                    "HubSpot rejected a batch of %d rows: splitting it to find the bad row",
+                    len(batch),
+                    extra=with_fields(self._log_fields, rows=len(batch), kind="isolation"),
+                )
                 for group in action.groups:
                     scheduler.retry_batch(Batch(group, action.phase, action.depth))
             elif isinstance(action, Throttle):
@@ -243,6 +254,22 @@ class Workers:
             elif isinstance(action, Halt):  # pragma: no branch - the set of actions is closed
                 self._latch.set(action.stop)
         return finished
+
+    def _log_retry(self, items: list[Item], delay: float, phase: Phase) -> None:
+        attempt = max((it.attempts for it in items), default=0) + 1
+        http_log.info(
+            "retrying %d rows in %.1f s (attempt %d)",
+            len(items),
+            delay,
+            attempt,
+            extra=with_fields(
+                self._log_fields,
+                rows=len(items),
+                delay_s=delay,
+                attempt=attempt,
+                kind="verify" if phase is Phase.VERIFY else "write",
+            ),
+        )
 
 
 def _mark_maybe_written(items: list[Item], maybe_written: bool) -> None:
