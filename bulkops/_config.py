@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import os
+import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -136,12 +138,19 @@ class JobConfig:
     out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
     max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
     journal: bool = True
+    # The zone of naive datetimes (an IANA name, e.g. "Europe/Paris"); None: a naive datetime
+    # is an error for its row, since HubSpot cannot know when it is. See docs/values.md.
+    timezone: str | None = None
+    # Per-property coercion hooks, property name -> f(value) -> text (None: no value); they win
+    # over the default table (docs/values.md) and see every value of their property.
+    coerce: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"{name} {why}")
 
         self._settle_api_version()
+        self._check_values()
         # These values reach the request line, headers and bodies: see _checks.
         check_token_text(self.token.reveal(), source="token")
         check_object_type(self.object_type)
@@ -190,6 +199,28 @@ class JobConfig:
         if op is not Operation.READ and (self.properties or self.properties_with_history):
             raise bad("properties", "only apply to read")
 
+    def _check_values(self) -> None:
+        if self.timezone is not None:
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+                raise ConfigError(
+                    f"timezone {self.timezone!r} is not a time zone name (e.g. 'UTC', "
+                    "'Europe/Paris')"
+                ) from None
+        if not isinstance(self.coerce, Mapping):
+            raise ConfigError("coerce must be a mapping of property name to a function")
+        for name, hook in self.coerce.items():
+            if not isinstance(name, str) or not callable(hook):
+                raise ConfigError(
+                    f"coerce[{name!r}] must map a property name to a function of the value"
+                )
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo | None:
+        """``timezone`` as a tzinfo (None when not set)."""
+        return None if self.timezone is None else zoneinfo.ZoneInfo(self.timezone)
+
     def _settle_api_version(self) -> None:
         # Two fields say one thing: ``api`` (the older, dialect-only choice) and ``api_version``.
         # api=V1 with the default version means v1; otherwise the version decides the dialect.
@@ -221,7 +252,7 @@ class JobConfig:
         return min(self.batch_size, 50) if self.properties_with_history else self.batch_size
 
 
-_META_SKIP = frozenset({"token", "out_dir"})
+_META_SKIP = frozenset({"token", "out_dir", "coerce"})
 
 
 def config_to_meta(config: JobConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from ._coerce import Coercer
 from ._config import JobConfig
 from ._errors import AMBIGUOUS, INPUT_ERROR, PREFLIGHT, ConfigError, InputError
 from ._header import check_columns
@@ -113,6 +114,11 @@ class Intake:
             api=config.api,
             id_property=config.id_property,
             empty_clears=config.empty_clears,
+            coerce=Coercer(
+                types=self._schema.types() if self._schema is not None else None,
+                zone=config.zone,
+                hooks=config.coerce,
+            ),
         )
         creating = config.operation is Operation.CREATE
         validate = None

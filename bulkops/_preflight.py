@@ -202,6 +202,7 @@ class PropertySchema:
         "_required",
         "_required_order",
         "_rules",
+        "_types",
         "_unique",
     )
 
@@ -213,8 +214,11 @@ class PropertySchema:
         unique: Iterable[str] = (),
         legacy_v1: bool = False,
         labels: Mapping[str, str] | None = None,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         self._object_type = object_type
+        # name -> HubSpot's type ("date", "datetime", "number", ...): what coercion follows.
+        self._types = dict(types or {})
         self._rules = dict(rules)
         # UI label -> internal name: people export "Ticket name" where the API wants "subject".
         self._labels = dict(labels or {})
@@ -244,11 +248,14 @@ class PropertySchema:
         rules: dict[str, _Rule | None] = {}
         unique = []
         labels: dict[str, str] = {}
+        types: dict[str, str] = {}
         for index, prop in enumerate(results):
             name = prop.get("name") if isinstance(prop, Mapping) else None
             if not isinstance(name, str) or not name:
                 raise ValueError(f"{object_type} property schema: result {index} has no name")
             rules[name] = _rule_for(prop)
+            if isinstance(prop.get("type"), str):
+                types[name] = prop["type"]
             if prop.get("hasUniqueValue") is True:
                 unique.append(name)
             label = prop.get("label")
@@ -260,6 +267,7 @@ class PropertySchema:
             unique=unique,
             labels=labels,
             legacy_v1=legacy_v1,
+            types=types,
         )
 
     @property
@@ -276,6 +284,10 @@ class PropertySchema:
     def labels(self) -> dict[str, str]:
         """Each property label as HubSpot's UI shows it, mapped to its internal name."""
         return dict(self._labels)
+
+    def types(self) -> dict[str, str]:
+        """Each property's HubSpot type ("date", "datetime", ...), as the schema gives it."""
+        return dict(self._types)
 
     def is_unique(self, name: str) -> bool:
         """Whether the property has unique values, as an upsert ``idProperty`` needs."""
