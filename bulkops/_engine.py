@@ -35,6 +35,7 @@ from ._dialect import Dialect
 from ._dialect_v1 import V1Dialect
 from ._dialect_v3 import V3Dialect
 from ._errors import INPUT_ERROR, ConfigError
+from ._frames import DataFrameLike, frame_rows
 from ._http import HttpRequest, Transport
 from ._intake import Intake, Resumed
 from ._jobdir import RETRY_DIR, JobFolder, check_writable
@@ -69,6 +70,7 @@ Source = (
     | AsyncIterable[RawRow]
     | Iterable[Mapping[str, Any]]
     | AsyncIterable[Mapping[str, Any]]
+    | DataFrameLike
 )
 
 
@@ -591,10 +593,18 @@ def _dialects(config: JobConfig) -> Dialects:
 
 
 def _as_rows(source: Source) -> AsyncIterable[RawRow]:
+    frame = frame_rows(source)
+    if frame is not None:
+        return frame  # pandas, polars, pyarrow: sliced in a worker thread
     if isinstance(source, str | os.PathLike):
         return open_source(os.fspath(source))
     if isinstance(source, AsyncIterable):
         return _raw_or_mapping(source)
+    if not isinstance(source, Iterable):
+        raise ConfigError(
+            f"the source is a {type(source).__name__}: give a path, an iterable of dicts, "
+            "or a pandas/polars DataFrame or pyarrow Table"
+        )
     return from_iterable(source)
 
 
