@@ -275,10 +275,7 @@ class Job:
     def _transport_cm(self) -> Any:
         if self._transport is not None:
             return _Borrowed(self._transport)
-        config = self.config
-        return AiohttpTransport(
-            config.base_url, config.token, max_connections=max(config.concurrency or 0, 256)
-        )
+        return AiohttpTransport.from_config(self.config)
 
     def _make_channel(self, transport: Transport) -> Channel:
         config = self.config
