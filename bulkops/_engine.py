@@ -21,10 +21,17 @@ import enum
 import os
 import random
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import orjson
@@ -69,9 +76,13 @@ Source = (
     | os.PathLike[str]
     | AsyncIterable[RawRow]
     | Iterable[Mapping[str, Any]]
+    # What pandas-stubs says DataFrame.to_dict("records") gives; a key that is not a str
+    # fails its row ("property name ... is not a string"), not the job.
+    | Iterable[Mapping[Hashable, Any]]
     | AsyncIterable[Mapping[str, Any]]
     | DataFrameLike
 )
+"""What a job reads: a path, records (sync or async), RawRows, or a frame (see _frames)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,7 +613,7 @@ def _as_rows(source: Source) -> AsyncIterable[RawRow]:
             f"the source is a {type(source).__name__}: give a path, an iterable of dicts, "
             "or a pandas/polars DataFrame or pyarrow Table"
         )
-    return from_iterable(source)
+    return from_iterable(cast(Iterable[Mapping[str, Any]], source))
 
 
 async def _raw_or_mapping(source: AsyncIterable[Any]) -> AsyncIterator[RawRow]:
