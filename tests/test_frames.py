@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 from collections.abc import AsyncIterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
+import orjson
 import pytest
 
 from bulkops import ConfigError, JobConfig, Operation, Secret, _frames, open_source, run_job
 from bulkops._sources import JsonNumber, RawRow, SourceError
+from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 
 from .accounting import assert_accounted
 from .mockhub import MockHub
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def collect(rows: AsyncIterable[RawRow]) -> list[RawRow]:
@@ -217,3 +223,52 @@ async def test_a_job_reads_a_parquet_file_by_its_path(tmp_path: Path) -> None:
 async def test_a_source_that_is_nothing_readable_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="the source is a int"):
         await run_job(job_config(tmp_path), 42, transport=MockHub().transport)  # type: ignore[arg-type]
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+async def bulkops_cli(*args: Any, pythonpath: str = "") -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_")}
+    env["HUBSPOT_ACCESS_TOKEN"] = DEFAULT_FAKE_TOKEN
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    command = [sys.executable, "-m", "bulkops", *map(str, args)]
+    with anyio.fail_after(60):
+        return await anyio.run_process(command, env=env, check=False)
+
+
+async def test_the_cli_reads_parquet_gzip_and_json_arrays_by_suffix(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [{"subject": f"s{i}", "hs_pipeline": "0", "hs_pipeline_stage": "1"} for i in range(40)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet")
+    (tmp_path / "in.json").write_bytes(b"[\n" + b",\n".join(orjson.dumps(r) for r in rows) + b"]")
+    lines = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+    (tmp_path / "in.jsonl.gz").write_bytes(gzip.compress(lines))
+    async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
+        for name in ("in.parquet", "in.json", "in.jsonl.gz"):
+            out = tmp_path / f"out-{name}"
+            done = await bulkops_cli(
+                "run", "create", "--input", tmp_path / name, "--base-url", fake.url,
+                "--out", out, "--rate-limit", 0, "--progress", "none",
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr.decode()
+            assert_accounted(out, 40)
+        assert len(fake.records("tickets")) == 120
+
+
+async def test_the_cli_names_the_extra_when_pyarrow_is_missing(tmp_path: Path) -> None:
+    # A pyarrow that cannot be imported, first on the path: as if it were not installed.
+    hidden = tmp_path / "site"
+    (hidden / "pyarrow").mkdir(parents=True)
+    (hidden / "pyarrow" / "__init__.py").write_text("raise ImportError('no pyarrow here')\n")
+    (tmp_path / "in.parquet").write_bytes(b"PAR1")
+    done = await bulkops_cli(
+        "run", "create", "--input", tmp_path / "in.parquet", "--base-url", "http://127.0.0.1:9",
+        "--out", tmp_path / "out", pythonpath=f"{hidden}{os.pathsep}{ROOT}",
+    )  # fmt: skip
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert "needs pyarrow" in err and "pip install 'bulkops[parquet]'" in err
+    assert "Traceback" not in err
