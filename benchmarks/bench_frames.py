@@ -2,8 +2,13 @@
 
 Run from the repository root (needs ``bulkops[pandas,parquet]``)::
 
-    python benchmarks/bench_frames.py                # 1,000,000 rows
+    python benchmarks/bench_frames.py                # the reader alone, 1,000,000 rows
     python benchmarks/bench_frames.py --rows 100000
+    python benchmarks/bench_frames.py --job --rows 200000   # whole jobs against the fake
+
+``--job`` runs whole create jobs instead (``run_job`` with ``rate_limit=0``, journal on)
+against ``bulkops fake-server --rate-limit 0 --daily-limit 0`` in its own process, a fresh one
+per case; the seconds are the job's, reading, sending, results and journal included.
 
 What is measured is the input side of a job, not a job: each source is read through the
 public reader (``bulkops._frames.frame_rows`` for a pandas DataFrame, ``open_source`` for a
@@ -22,6 +27,7 @@ is reset before reading (Linux ``/proc/self/clear_refs``), so it is the reading'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -31,9 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _common as c
 import anyio
 
 CASES = ("pandas", "parquet")
+FAKE_CMD = ("-m", "bulkops", "fake-server", "--rate-limit", "0", "--daily-limit", "0")
 DEFAULT_ROWS = 1_000_000
 CHILD_TIMEOUT_S = 900.0
 
@@ -74,7 +82,7 @@ def frame(rows: int) -> Any:
             "subject": [f"Ticket {i}" for i in range(rows)],
             "hs_pipeline": "0",
             "hs_pipeline_stage": "1",
-            "amount": [i * 0.5 for i in range(rows)],
+            "customer_score": [i * 0.5 for i in range(rows)],
             "external_id": [f"ext-{i}" for i in range(rows)],
         }
     )
@@ -93,7 +101,23 @@ async def read_all(source: Any) -> int:
     return n
 
 
-def child(case: str, rows: int) -> None:
+async def run_job_on(url: str, source: Any, out: Path) -> int:
+    import bulkops
+
+    config = bulkops.JobConfig(
+        operation=bulkops.Operation.CREATE,
+        token=bulkops.Secret("fake-hubspot-token"),
+        base_url=url,
+        out_dir=out,
+        rate_limit=0,
+        id_property="external_id",
+    )
+    report = await bulkops.run_job(config, source)
+    assert report.failed == 0 and report.stop is None, report.to_json()
+    return report.succeeded
+
+
+def child(case: str, rows: int, url: str | None) -> None:
     from bulkops import open_source
     from bulkops._frames import frame_rows
 
@@ -110,8 +134,12 @@ def child(case: str, rows: int) -> None:
         before = rss_mib()
         peak_reset = reset_peak()
         started = time.perf_counter()
-        source = frame_rows(data) if case == "pandas" else open_source(str(path))
-        count = anyio.run(read_all, source)
+        if url:
+            source: Any = data if case == "pandas" else path
+            count = anyio.run(run_job_on, url, source, Path(tmp) / "out")
+        else:
+            source = frame_rows(data) if case == "pandas" else open_source(str(path))
+            count = anyio.run(read_all, source)
         seconds = time.perf_counter() - started
         assert count == rows, (count, rows)
         result = {
@@ -130,22 +158,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--child", choices=CASES)
+    parser.add_argument("--job", action="store_true", help="whole jobs against the fake")
+    parser.add_argument("--url", help=argparse.SUPPRESS)  # the child's fake
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.rows)
+        child(args.child, args.rows, args.url)
         return
+    print("whole jobs against the fake" if args.job else "the reader alone (read + normalise)")
     print(
         f"{'input':<8} {'rows':>9} {'s':>7} {'records/s':>10} {'RSS before':>11} {'peak':>10} "
         f"{'added':>9}"
     )
     for case in CASES:
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", case, "--rows", str(args.rows)],
-            capture_output=True,
-            text=True,
-            timeout=CHILD_TIMEOUT_S,
-            check=True,
-        ).stdout
+        command = [sys.executable, __file__, "--child", case, "--rows", str(args.rows)]
+        with contextlib.ExitStack() as stack:
+            if args.job:
+                _, url = stack.enter_context(c.fake_process(c.python_cmd(*FAKE_CMD)))
+                command += ["--url", url]
+            out = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT_S,
+                check=True,
+                env=c.child_env(),
+            ).stdout
         line = next(x for x in out.splitlines() if x.startswith("BENCH_RESULT="))
         r = json.loads(line.removeprefix("BENCH_RESULT="))
         print(
@@ -154,7 +191,8 @@ def main() -> None:
             f"{r['peak_rss_mib'] - r['rss_before_mib']:>5.1f} MiB"
             + ("" if r["peak_is_reads_own"] else "  (peak includes building the input)")
         )
-    print("RSS before: once the input is built; peak: while reading; added: what the reader holds")
+    what = "the job" if args.job else "the reader"
+    print(f"RSS before: once the input is built; peak: while {what} ran; added: what {what} held")
 
 
 if __name__ == "__main__":

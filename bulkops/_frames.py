@@ -127,6 +127,8 @@ class _BatchReader(_Reader):
     def __init__(
         self, batches: Callable[[int], Iterator[list[dict[str, Any]]]], *, name: str
     ) -> None:
+        # No stream to open: the base class's opener is a stand-in, and the frame is read
+        # through ``batches`` in _read (still in the worker thread, chunk by chunk).
         super().__init__(io.BytesIO, name=name, owned=True)
         self._make = batches
         self._batches: Iterator[list[dict[str, Any]]] | None = None
@@ -137,14 +139,18 @@ class _BatchReader(_Reader):
         pass  # the batches are made on the first read, when n is known
 
     def _read(self, n: int) -> list[RawRow]:
-        if self._batches is None:
-            self._batches = self._make(n)
         records = self._pending
-        while len(records) < n:
-            more = next(self._batches, None)
-            if more is None:
-                break
-            records.extend(more)
+        try:
+            if self._batches is None:
+                self._batches = self._make(n)
+            while len(records) < n:
+                more = next(self._batches, None)
+                if more is None:
+                    break
+                records.extend(more)
+        except Exception as exc:  # the library's own error (a column it cannot convert...)
+            problem = f"{type(exc).__name__}: {exc}"
+            raise ConfigError(f"{self.name}: cannot read the frame ({problem})") from None
         records, self._pending = records[:n], records[n:]
         out = []
         row = self._row

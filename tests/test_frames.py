@@ -272,3 +272,22 @@ async def test_the_cli_names_the_extra_when_pyarrow_is_missing(tmp_path: Path) -
     err = done.stderr.decode()
     assert "needs pyarrow" in err and "pip install 'bulkops[parquet]'" in err
     assert "Traceback" not in err
+
+
+async def test_a_frame_that_cannot_be_read_is_one_plain_error() -> None:
+    pa = pytest.importorskip("pyarrow")
+
+    class Broken:
+        num_rows = 3
+
+        def slice(self, start: int, n: int) -> Any:
+            raise pa.ArrowInvalid("cannot convert column 'x'")
+
+    reader = pa.RecordBatchReader.from_batches(pa.schema([]), [])
+    stream = _frames._ThreadedRows(
+        _frames._BatchReader(lambda n: _frames._arrow_batches(iter([Broken()]), n), name="<t>"),
+        chunk_rows=2,
+    )
+    with pytest.raises(ConfigError, match=r"<t>: cannot read the frame \(ArrowInvalid: cannot"):
+        await collect(stream)
+    assert _frames.frame_rows(reader) is not None
