@@ -237,6 +237,7 @@ class JobConfig:
     def _check_transport(self) -> None:
         if not isinstance(self.headers, Mapping):
             raise ConfigError("headers must be a mapping of header name to value")
+        object.__setattr__(self, "headers", dict(self.headers))
         for name, value in self.headers.items():
             if not isinstance(name, str) or not isinstance(value, str):
                 raise ConfigError(f"headers: {name!r} must map a str name to a str value")
@@ -266,6 +267,9 @@ class JobConfig:
                 ) from None
         if not isinstance(self.coerce, Mapping):
             raise ConfigError("coerce must be a mapping of property name to a function")
+        # Copies: the caller's dict changed after the check would bypass it. (Plain dicts,
+        # not MappingProxyType, so that a config still pickles.)
+        object.__setattr__(self, "coerce", dict(self.coerce))
         for name, hook in self.coerce.items():
             if not isinstance(name, str) or not callable(hook):
                 raise ConfigError(

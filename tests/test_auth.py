@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +281,14 @@ def test_plain_strings_for_operation_and_token_are_converted_or_refused_at_once(
     with pytest.raises(ConfigError, match="token contains a line break") as caught:
         JobConfig(operation=Operation.CREATE, token="pat-na1\nx")  # type: ignore[arg-type]
     assert "pat-na1" not in str(caught.value)
+
+
+def test_headers_are_copied_so_a_later_change_cannot_bypass_the_check() -> None:
+    given = {"X-Team": "data"}
+    config = JobConfig(**BASE, headers=given)
+    given["Authorization"] = "Bearer other"
+    assert config.headers == {"X-Team": "data"}
+    assert pickle.loads(pickle.dumps(config)) == config  # still a plain, picklable value
 
 
 def test_headers_cannot_carry_the_token_or_break_a_line() -> None:
