@@ -12,11 +12,14 @@ Example::
     report = anyio.run(bulkops.run_job, config, "tickets.csv")
 """
 
+from ._auth import AccessToken, TokenProvider
 from ._config import JobConfig, Secret
 from ._dry_run import DryRunReport, dry_run
 from ._embed import RunningJob, graceful_signals, open_job, run_job_sync
 from ._engine import Job, Mode, Progress, Source, run_job
 from ._errors import BulkOpsError, Category, ConfigError, InputError
+from ._frames import DataFrameLike, read_parquet
+from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
 from ._mapping import ColumnMapping
 from ._models import Api, Operation
 from ._outcome import Outcome
@@ -31,7 +34,16 @@ from ._report import (
     RunInfo,
     Written,
 )
-from ._sources import RawRow, from_iterable, open_source, read_csv, read_jsonl
+from ._sources import (
+    JsonNumber,
+    RawRow,
+    RowStream,
+    SourceError,
+    from_iterable,
+    open_source,
+    read_csv,
+    read_jsonl,
+)
 from ._stats import Stop, StopReason
 from ._stop_errors import (
     AuthError,
@@ -45,12 +57,15 @@ from ._stop_errors import (
     TooManyFailures,
     Unreachable,
 )
+from ._transport import AiohttpTransport
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_API_VERSION",
+    "AccessToken",
+    "AiohttpTransport",
     "Api",
     "ApiVersion",
     "AuthError",
@@ -60,7 +75,10 @@ __all__ = [
     "ColumnMapping",
     "ConfigError",
     "DailyLimitReached",
+    "DataFrameLike",
     "DryRunReport",
+    "HttpRequest",
+    "HttpResponse",
     "InputError",
     "Job",
     "JobConfig",
@@ -71,6 +89,7 @@ __all__ = [
     "JobResults",
     "JobStatus",
     "JobStopped",
+    "JsonNumber",
     "MissingScopes",
     "Mode",
     "Operation",
@@ -81,13 +100,18 @@ __all__ = [
     "RawRow",
     "RequestCounts",
     "RowCounts",
+    "RowStream",
     "RunInfo",
     "RunningJob",
     "Secret",
     "Source",
+    "SourceError",
     "Stop",
     "StopReason",
+    "TokenProvider",
     "TooManyFailures",
+    "Transport",
+    "TransportFailure",
     "Unreachable",
     "Written",
     "__version__",
@@ -99,6 +123,7 @@ __all__ = [
     "open_source",
     "read_csv",
     "read_jsonl",
+    "read_parquet",
     "read_results",
     "run_job",
     "run_job_sync",

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Callable
+import zoneinfo
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from ._auth import TokenLike, is_token_provider
 from ._checks import check_base_url, check_object_type, check_property_name, check_token_text
 from ._errors import ConfigError
 from ._mapping import ColumnMapping
@@ -111,8 +114,10 @@ def library_out_dir(operation: Operation, object_type: str) -> Path:
 class JobConfig:
     """Everything a job needs. Defaults are safe for a real HubSpot account."""
 
-    operation: Operation
-    token: Secret
+    operation: Operation  # a string ("create") is converted at construction
+    # A Secret (a str is converted), or an async token provider asked before expiry and once
+    # after a 401 (see _auth): a long job outlives a 30-minute OAuth token.
+    token: Secret | TokenLike
     object_type: str = "tickets"
     api: Api = Api.V3
     # The paths spoken: a dated version (default: the newest tested), v3, or v1. ``api`` is
@@ -168,8 +173,24 @@ class JobConfig:
     # the rows read failed (a float in (0, 1), judged once MIN_ROWS_FOR_SHARE rows finished).
     max_failures: int | float | None = None
 
+    # The zone of naive datetimes (an IANA name, e.g. "Europe/Paris"); None: a naive datetime
+    # is an error for its row, since HubSpot cannot know when it is. See docs/values.md.
+    timezone: str | None = None
+    # Per-property coercion hooks, property name -> f(value) -> text (None: no value); they win
+    # over the default table (docs/values.md) and see every value of their property.
+    coerce: Mapping[str, Callable[[Any], str | None]] = field(default_factory=dict)
+    # Sent with every request (an API gateway's key, a tracing header); never Authorization.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # may hold keys
+    proxy: str | None = field(default=None, repr=False)  # http(s)://; may hold a password
+    # Use the environment's proxy settings (HTTPS_PROXY, NO_PROXY...). Off by default: it
+    # sends the token through whatever proxy the environment names.
+    trust_env: bool = False
+
     def __post_init__(self) -> None:
+        self._settle_operation_and_token()
         self._settle_api_version()
+        self._check_values()
+        self._check_transport()
         self._check_wire_values()
         for name, allowed, why in _RANGES:
             value = getattr(self, name)
@@ -188,8 +209,9 @@ class JobConfig:
             object.__setattr__(self, "out_dir", library_out_dir(self.operation, self.object_type))
 
     def _check_wire_values(self) -> None:
+        """What reaches the request line, headers and bodies (see _checks); the token's text
+        is checked where it is settled."""
         # These values reach the request line, headers and bodies: see _checks.
-        check_token_text(self.token.reveal(), source="token")
         check_object_type(self.object_type)
         check_base_url(self.base_url)
         if self.id_property is not None:
@@ -221,6 +243,77 @@ class JobConfig:
                 f"passthrough column 'id' is the record id {self.operation.value} needs; "
                 "it is in every result line already (as id and key)"
             )
+
+    def _settle_operation_and_token(self) -> None:
+        # Plain values a user would naturally type are converted here, once, so a mistake is
+        # a ConfigError now rather than an AttributeError mid-run.
+        op = self.operation
+        if not isinstance(op, Operation):
+            try:
+                object.__setattr__(self, "operation", Operation(str(op).lower()))
+            except ValueError:
+                choices = ", ".join(o.value for o in Operation)
+                raise ConfigError(f"operation {op!r} is not one of: {choices}") from None
+        token = self.token
+        if isinstance(token, str):
+            check_token_text(token.strip(), source="token")
+            if not token.strip():
+                raise ConfigError("token is empty")
+            object.__setattr__(self, "token", Secret(token.strip()))
+        elif isinstance(token, Secret):
+            check_token_text(token.reveal(), source="token")
+        elif not is_token_provider(token):
+            raise ConfigError(
+                f"token must be a Secret, a str or an async token provider, "
+                f"not {type(token).__name__}"
+            )
+
+    def _check_transport(self) -> None:
+        if not isinstance(self.headers, Mapping):
+            raise ConfigError("headers must be a mapping of header name to value")
+        object.__setattr__(self, "headers", dict(self.headers))
+        for name, value in self.headers.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise ConfigError(f"headers: {name!r} must map a str name to a str value")
+            if name.lower() in _OUR_HEADERS:
+                raise ConfigError(
+                    f"headers may not set {name}: bulkops sets it (the token goes in "
+                    "Authorization from token=)"
+                )
+            if not name or any(not "!" <= c <= "~" or c == ":" for c in name):
+                raise ConfigError(f"headers: {name!r} is not a valid header name")
+            if any(c in "\r\n\0" for c in value):
+                raise ConfigError(f"headers: the value of {name} holds a line break or NUL")
+        if self.proxy is not None:
+            parts = urlsplit(self.proxy) if isinstance(self.proxy, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                # Not echoed: a proxy URL may carry a password.
+                raise ConfigError("proxy must be an http:// or https:// URL with a host")
+
+    def _check_values(self) -> None:
+        if self.timezone is not None:
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+                raise ConfigError(
+                    f"timezone {self.timezone!r} is not a time zone name (e.g. 'UTC', "
+                    "'Europe/Paris')"
+                ) from None
+        if not isinstance(self.coerce, Mapping):
+            raise ConfigError("coerce must be a mapping of property name to a function")
+        # Copies: the caller's dict changed after the check would bypass it. (Plain dicts,
+        # not MappingProxyType, so that a config still pickles.)
+        object.__setattr__(self, "coerce", dict(self.coerce))
+        for name, hook in self.coerce.items():
+            if not isinstance(name, str) or not callable(hook):
+                raise ConfigError(
+                    f"coerce[{name!r}] must map a property name to a function of the value"
+                )
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo | None:
+        """``timezone`` as a tzinfo (None when not set)."""
+        return None if self.timezone is None else zoneinfo.ZoneInfo(self.timezone)
 
     def _settle_api_version(self) -> None:
         # Two fields say one thing: ``api`` (the older, dialect-only choice) and ``api_version``.
@@ -311,8 +404,12 @@ def check_max_failures(value: object) -> None:
 
 
 # A trial run's limit and a dry run are choices of one run, not of the job: resume goes on.
-# A trial run's limit and a dry run are choices of one run, not of the job: resume goes on.
-_META_SKIP = frozenset({"token", "out_dir", "limit", "dry_run", "dry_run_reads"})
+# Not journaled either: secrets (the token; headers and proxy may carry keys) and functions.
+_META_SKIP = frozenset(
+    {"token", "out_dir", "limit", "dry_run", "dry_run_reads", "coerce", "headers", "proxy"}
+)
+# Headers the transport owns.
+_OUR_HEADERS = frozenset({"authorization", "content-type", "content-length", "host"})
 
 
 def config_to_meta(config: JobConfig) -> dict[str, Any]:
@@ -334,7 +431,9 @@ def config_to_meta(config: JobConfig) -> dict[str, Any]:
     return meta
 
 
-def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> JobConfig:
+def config_from_meta(
+    meta: dict[str, Any], *, token: Secret | TokenLike, out_dir: Path
+) -> JobConfig:
     values = dict(meta)
     values["operation"] = Operation(values["operation"])
     values["api"] = Api(values["api"])

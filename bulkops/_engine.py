@@ -32,7 +32,7 @@ from typing import Any
 import anyio
 
 from ._channel import Channel, RequestDone, Waiting
-from ._config import MIN_ROWS_FOR_SHARE, JobConfig, config_to_meta
+from ._config import MIN_ROWS_FOR_SHARE, JobConfig, Secret, config_to_meta
 from ._errors import INPUT_ERROR, ConfigError
 from ._http import Transport
 from ._intake import Intake, Resumed, Source, rows_of
@@ -133,7 +133,10 @@ class Job:
         self.scheduler = Scheduler(
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
-        self.latch = StopLatch(on_stop=self._on_stop, redact=_masking(config.token.reveal()))
+        self.latch = StopLatch(
+            on_stop=self._on_stop,
+            redact=_masking(config.token.reveal() if isinstance(config.token, Secret) else ""),
+        )
         self._folder: JobFolder | None = None  # held (locked) while the job runs
         self._channel: Channel | None = None
         self._intake: Intake | None = None
@@ -372,10 +375,7 @@ class Job:
     def _transport_cm(self) -> Any:
         if self._transport is not None:
             return Borrowed(self._transport)
-        config = self.config
-        return AiohttpTransport(
-            config.base_url, config.token, max_connections=max(config.concurrency or 0, 256)
-        )
+        return AiohttpTransport.from_config(self.config)
 
     def _make_channel(self, transport: Transport) -> Channel:
         config = self.config

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.lowlevel
 
 from ._config import JobConfig
 from ._errors import AMBIGUOUS, ConfigError
+from ._frames import DataFrameLike, frame_rows
 from ._journal import row_digest
 from ._log import intake_log
 from ._models import Item, Operation, Outcome, Phase
@@ -255,19 +264,32 @@ Source = (
     | os.PathLike[str]
     | AsyncIterable[RawRow]
     | Iterable[Mapping[str, Any]]
+    # What pandas-stubs says DataFrame.to_dict("records") gives; a key that is not a str
+    # fails its row ("property name ... is not a string"), not the job.
+    | Iterable[Mapping[Hashable, Any]]
     | AsyncIterable[Mapping[str, Any]]
+    | DataFrameLike
 )
+"""What a job reads: a path, records (sync or async), RawRows, or a frame (see _frames)."""
 
 
 def rows_of(source: Source) -> AsyncIterable[RawRow]:
     """Any source as a stream of numbered raw rows."""
+    frame = frame_rows(source)
+    if frame is not None:
+        return frame  # pandas, polars, pyarrow: sliced in a worker thread
     if isinstance(source, str | os.PathLike):
         return open_source(os.fspath(source))
     if isinstance(source, RowStream):
         return source  # one of our readers (``open_source``): rows, and the header to check
     if isinstance(source, AsyncIterable):
         return _raw_or_mapping(source)
-    return from_iterable(source)
+    if not isinstance(source, Iterable):
+        raise ConfigError(
+            f"the source is a {type(source).__name__}: give a path, an iterable of dicts, "
+            "or a pandas/polars DataFrame or pyarrow Table"
+        )
+    return from_iterable(cast(Iterable[Mapping[str, Any]], source))
 
 
 async def _raw_or_mapping(source: AsyncIterable[Any]) -> AsyncIterator[RawRow]:

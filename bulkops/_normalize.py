@@ -15,7 +15,7 @@ Everything wrong with a record raises :class:`InputError` naming the field, so t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -275,11 +275,16 @@ class Normalizer:
         api: Api = Api.V3,
         id_property: str | None = None,
         empty_clears: bool = False,
+        coerce: Callable[[str, Any], str | None] | None = None,
     ) -> None:
+        """``coerce``: turns a non-string value into text (default :func:`property_text`);
+        a ``_coerce.Coercer`` with per-property hooks also sees the string values."""
         self.operation = operation
         self.api = api
         self.id_property = id_property
         self.empty_clears = empty_clears
+        self._coerce = coerce or property_text
+        self._hooked = bool(getattr(coerce, "has_hooks", False))
         self._wants_properties = operation in (Operation.CREATE, Operation.UPDATE, Operation.UPSERT)
 
     def __call__(self, row: int, data: Mapping[str, Any]) -> Item:
@@ -295,13 +300,14 @@ class Normalizer:
             source = raw
         keep_empty = self.empty_clears
         flat = source is raw
+        coerce, hooked = self._coerce, self._hooked
         for name, value in source.items():
             # The common case first: a string value (every CSV cell is one).
-            if type(value) is str:
+            if type(value) is str and not hooked:
                 if not value and not keep_empty:
                     continue
             else:
-                value = property_text(name, value)
+                value = coerce(name, value)
                 if value is None:
                     if not keep_empty:
                         continue

@@ -216,6 +216,7 @@ class PropertySchema:
         "_required",
         "_required_order",
         "_rules",
+        "_types",
         "_unique",
     )
 
@@ -228,10 +229,13 @@ class PropertySchema:
         legacy_v1: bool = False,
         labels: Mapping[str, str] | None = None,
         option_labels: Mapping[str, Mapping[str, str]] | None = None,
+        types: Mapping[str, str] | None = None,
     ) -> None:
         self._object_type = object_type
         # property -> {option label: option value}: "High" is HIGH, a stage's label its id.
         self._option_labels = {name: dict(o) for name, o in (option_labels or {}).items()}
+        # name -> HubSpot's type ("date", "datetime", "number", ...): what coercion follows.
+        self._types = dict(types or {})
         self._rules = dict(rules)
         # UI label -> internal name: people export "Ticket name" where the API wants "subject".
         self._labels = dict(labels or {})
@@ -262,11 +266,14 @@ class PropertySchema:
         unique = []
         labels: dict[str, str] = {}
         option_labels: dict[str, dict[str, str]] = {}
+        types: dict[str, str] = {}
         for index, prop in enumerate(results):
             name = prop.get("name") if isinstance(prop, Mapping) else None
             if not isinstance(name, str) or not name:
                 raise ValueError(f"{object_type} property schema: result {index} has no name")
             rules[name] = _rule_for(prop)
+            if isinstance(prop.get("type"), str):
+                types[name] = prop["type"]
             if prop.get("hasUniqueValue") is True:
                 unique.append(name)
             label = prop.get("label")
@@ -282,6 +289,7 @@ class PropertySchema:
             labels=labels,
             option_labels=option_labels,
             legacy_v1=legacy_v1,
+            types=types,
         )
 
     @property
@@ -302,6 +310,10 @@ class PropertySchema:
     def option_labels(self, name: str) -> dict[str, str]:
         """The options of an enumeration property, label -> value; empty for other kinds."""
         return dict(self._option_labels.get(name, {}))
+
+    def types(self) -> dict[str, str]:
+        """Each property's HubSpot type ("date", "datetime", ...), as the schema gives it."""
+        return dict(self._types)
 
     def is_unique(self, name: str) -> bool:
         """Whether the property has unique values, as an upsert ``idProperty`` needs."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ._coerce import Coercer
 from ._config import JobConfig
 from ._errors import INPUT_ERROR, PREFLIGHT, InputError
 from ._header import check_columns
@@ -30,6 +31,11 @@ class RowCheck:
             api=config.api,
             id_property=config.id_property,
             empty_clears=config.empty_clears,
+            coerce=Coercer(
+                types=schema.types() if schema is not None else None,
+                zone=config.zone,
+                hooks=config.coerce,
+            ),
         )
         self._creating = config.operation is Operation.CREATE
         self._validate = None

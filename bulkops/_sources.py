@@ -964,8 +964,10 @@ def open_source(
     """Open ``path`` ("-" is stdin) as CSV or JSONL, by ``format`` or else by its suffix.
 
     ``format`` is "csv", "tsv" or "jsonl". By suffix: .csv, .tsv (tab-separated), and
-    .jsonl/.ndjson/.json (JSON Lines). stdin without a format is JSONL when its first non-blank
-    byte is "{", else CSV. stdin is read but never closed.
+    .jsonl/.ndjson (JSON Lines), .json (an array of objects, or JSON Lines), .parquet (needs
+    ``bulkops[parquet]``), and any of these but Parquet gzipped (.csv.gz, .jsonl.gz, ...).
+    stdin without a format is JSONL when its first non-blank byte is "{", else CSV. stdin is
+    read but never closed.
 
     ``delimiter`` and ``encoding`` apply to CSV/TSV (JSON Lines are UTF-8). Without a
     delimiter, a file's comes from its format (tab for TSV, else comma) and stdin's is sniffed
@@ -983,6 +985,14 @@ def open_source(
         codecs.lookup(encoding)
     except LookupError:
         raise ConfigError(f"unknown encoding {encoding!r}") from None
+    if path != "-":
+        # Parquet, gzip and JSON-array files (see _frames); imported here, not at the top,
+        # because _frames builds on this module.
+        from ._frames import open_file
+
+        opened = open_file(path, format=format, delimiter=delimiter, encoding=encoding)
+        if opened is not None:
+            return opened
     suffix = os.path.splitext(path)[1].lower() if path != "-" else ""
     kind: str
     if format is None:

@@ -8,14 +8,20 @@ whether a create can be resent (see ``_policy``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
+from ._auth import TokenLike, TokenSource, TokenUnavailable
 from ._config import Secret
 from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
+
+if TYPE_CHECKING:
+    from ._config import JobConfig
 
 __all__ = [
     "AiohttpTransport",
@@ -30,29 +36,84 @@ _USER_AGENT = "bulkops/0.1 (+https://github.com/bulkops/bulkops)"
 
 
 class AiohttpTransport:
-    """:class:`~bulkops._http.Transport` over one aiohttp session; an async context manager."""
+    """:class:`~bulkops._http.Transport` over one aiohttp session; an async context manager.
 
-    def __init__(self, base_url: str, token: Secret, *, max_connections: int = 256) -> None:
+    ``token``: a :class:`Secret`, or a token provider (see ``_auth``): asked before the token
+    expires, and once after a 401, when the refused request is sent again with the new token.
+    ``headers`` go with every request (they cannot replace Authorization). ``proxy``: send
+    through this HTTP proxy; ``trust_env``: use the environment's proxy settings
+    (``HTTPS_PROXY``...), which sends the token through that proxy too, so it is opt-in.
+    ``session``: use this aiohttp session (its defaults apply, ours win; it is not closed);
+    ``connector``: build our session on it (it is not closed either).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: Secret | TokenLike,
+        *,
+        max_connections: int = 256,
+        headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = False,
+        session: aiohttp.ClientSession | None = None,
+        connector: aiohttp.BaseConnector | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._token = token
+        self._secret = token if isinstance(token, Secret) else None
+        self._tokens = None if isinstance(token, Secret) else TokenSource(token)
         self._max_connections = max_connections
+        # Ours last: a caller's headers never replace the token or what the bodies need.
+        self._headers = {"User-Agent": _USER_AGENT, "Accept": "application/json", **(headers or {})}
+        self._proxy = proxy
+        self._trust_env = trust_env
+        self._given_session = session
+        self._connector = connector
         self._session: aiohttp.ClientSession | None = None
+        self.token_refreshes = 0  # 401s answered by sending again with a fresh token
+
+    @classmethod
+    def from_config(
+        cls,
+        config: JobConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        connector: aiohttp.BaseConnector | None = None,
+    ) -> AiohttpTransport:
+        """The transport a job with ``config`` uses, optionally on your session or connector;
+        pass it to ``run_job(..., transport=...)`` inside ``async with``."""
+        return cls(
+            config.base_url,
+            config.token,
+            max_connections=max(config.concurrency or 0, 256),
+            headers=config.headers,
+            proxy=config.proxy,
+            trust_env=config.trust_env,
+            session=session,
+            connector=connector,
+        )
 
     @property
     def host(self) -> str:
         return urlsplit(self.base_url).netloc.rpartition("@")[2]
 
+    def __repr__(self) -> str:
+        via = " via proxy" if self._proxy else " via env proxy" if self._trust_env else ""
+        return f"<AiohttpTransport {self.host}{via}>"
+
     async def __aenter__(self) -> AiohttpTransport:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+        if self._given_session is not None:
+            self._session = self._given_session
+            return self
+        connector = self._connector or aiohttp.TCPConnector(
+            limit=self._max_connections, ttl_dns_cache=300
+        )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            headers={
-                "Authorization": f"Bearer {self._token.reveal()}",
-                "User-Agent": _USER_AGENT,
-                "Accept": "application/json",
-            },
-            # Never send our token to another host if a proxy or server redirects us.
-            trust_env=False,
+            connector_owner=self._connector is None,
+            # Off unless asked: never send our token to a proxy the environment names, nor
+            # to another host if a server redirects us.
+            trust_env=self._trust_env,
         )
         return self
 
@@ -62,15 +123,45 @@ class AiohttpTransport:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
+        if self._session is not None and self._session is not self._given_session:
             await self._session.close()
-            self._session = None
+        self._session = None
 
     async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:  # noqa: ASYNC109
+        token = await self._token()
+        response = await self._send(request, token, timeout)
+        if response.status == 401 and self._tokens is not None:
+            # Revoked or rotated before its expiry: one fresh token, one more try. A second
+            # 401 goes to the policy, which stops the job.
+            fresh = await self._fresh_token(token)
+            if fresh != token:
+                self.token_refreshes += 1
+                response = await self._send(request, fresh, timeout)
+        return response
+
+    async def _token(self) -> str:
+        if self._secret is not None:
+            return self._secret.reveal()
+        assert self._tokens is not None
+        try:
+            return await self._tokens.current()
+        except TokenUnavailable as exc:
+            raise TransportFailure("connect", str(exc), maybe_sent=False) from None
+
+    async def _fresh_token(self, sent: str) -> str:
+        assert self._tokens is not None
+        try:
+            return await self._tokens.after_unauthorized(sent)
+        except TokenUnavailable:
+            return sent  # no new token: the 401 stands
+
+    async def _send(self, request: HttpRequest, token: str, timeout: float) -> HttpResponse:  # noqa: ASYNC109
         assert self._session is not None, "use AiohttpTransport as an async context manager"
         url = self.base_url + request.path
         data = None if request.body is None else orjson.dumps(request.body)
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = {**self._headers, "Authorization": f"Bearer {token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
             async with self._session.request(
                 request.method,
@@ -78,6 +169,7 @@ class AiohttpTransport:
                 data=data,
                 params=list(request.params) or None,
                 headers=headers,
+                proxy=self._proxy,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:

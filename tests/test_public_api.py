@@ -40,3 +40,12 @@ def test_modes_stop_reasons_and_categories_are_enums() -> None:
 def test_no_internal_name_is_exported() -> None:
     internals = {"Dispatcher", "Scheduler", "Channel", "Workers", "Intake", "Journal"}
     assert not internals & set(bulkops.__all__)
+
+
+def test_the_types_a_typed_caller_needs_are_exported() -> None:
+    wanted = {
+        "AccessToken", "AiohttpTransport", "DataFrameLike", "JobInfo", "JobReport", "JobStatus",
+        "Mode", "Operation", "RowCounts", "Secret", "Source", "Stop", "StopReason",
+        "TokenProvider", "Transport",
+    }  # fmt: skip
+    assert wanted <= set(bulkops.__all__)

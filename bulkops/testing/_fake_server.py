@@ -33,6 +33,7 @@ from bulkops.testing._fake_limits import (
 )
 from bulkops.testing._fake_log import DROP, LoggedRequest, RequestLog, Script, ScriptedAnswer
 from bulkops.testing._fake_schema import MalformedBody, ObjectType, validate_props
+from bulkops.testing._fake_stats import STATS_PATH, stats_json
 from bulkops.testing._fake_store import Store, now_stamp
 from bulkops.testing._fake_types import build_types, property_json
 from bulkops.testing._fake_v1 import OPS as V1_OPS
@@ -112,6 +113,7 @@ class FakeHubSpot:
         r.add_post("/crm-objects/v1/objects/tickets/{op}", self._h_v1)
         r.add_get("/crm/v3/properties/{object_type}", self._h_properties)
         r.add_get("/crm/properties/{version}/{object_type}", self._h_properties)
+        r.add_get(STATS_PATH, self._h_stats)
         r.add_route("*", "/{tail:.*}", self._h_unknown)
         # No access log: per-request logging costs more than the handler at 1000+ req/s.
         # A short shutdown timeout: hanging handlers are released by _closing anyway.
@@ -349,7 +351,9 @@ class FakeHubSpot:
     async def _edges(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every request, any route: number it, answer it from the script, the outage or the
         wrong-server page if one applies (before auth: those stand in front of HubSpot), else
-        hand it on; then log it."""
+        hand it on; then log it. The stats route is the test's, not HubSpot's: none of that."""
+        if request.path == STATS_PATH:
+            return await handler(request)
         n = self._log.arrive()
         answer = self._script.take(n)
         outage = None if answer is not None else self._outages.kind_at(self._elapsed())
@@ -515,6 +519,10 @@ class FakeHubSpot:
 
         name = ot.name if ot is not None else raw_type
         return await self._pipeline(request, f"v3 {name} properties", work)
+
+    async def _h_stats(self, request: web.Request) -> web.Response:
+        body = stats_json(self.stats, requests_seen=self._log.count)
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _h_unknown(self, request: web.Request) -> web.Response:
         # Unknown routes are answered before auth and not counted against any limit.
