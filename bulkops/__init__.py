@@ -12,6 +12,7 @@ Example::
     report = anyio.run(bulkops.run_job, config, "tickets.csv")
 """
 
+from ._account import Account
 from ._config import JobConfig, Secret
 from ._engine import Job, JobReport, Progress, run_job
 from ._errors import BulkOpsError, ConfigError, InputError
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     # models and configuration
     "DEFAULT_API_VERSION",
+    "Account",
     "Api",
     "ApiVersion",
     # exceptions

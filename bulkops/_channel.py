@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import anyio
 
 from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
-from ._limiter import RateLimiter
+from ._pacer import Pacer
 from ._retry import RetryPolicy
 from ._stats import JobStats, Stop, StopLatch, StopReason
 
@@ -43,7 +43,7 @@ class Channel:
     def __init__(
         self,
         transport: Transport,
-        limiter: RateLimiter,
+        limiter: Pacer,
         stats: JobStats,
         latch: StopLatch,
         *,
@@ -54,6 +54,7 @@ class Channel:
         daily_share: float | None = None,
         clock: Callable[[], float] = anyio.current_time,
         rng: random.Random | None = None,
+        budget_spent: Callable[[], str | None] | None = None,
     ) -> None:
         self.transport = transport
         self.limiter = limiter
@@ -66,6 +67,8 @@ class Channel:
         self._daily_share = daily_share
         self._clock = clock
         self._rng = rng or random.Random()
+        # A shared account's daily budget: why a turn just taken may not be used, else None.
+        self._budget_spent = budget_spent
         self.answered = False  # any HTTP answer yet? Before one, "cannot connect" is fatal.
         self.hubspot_seen = False  # any answer that looked like HubSpot's (JSON, or a 204)?
         self._throttled_since: float | None = None
@@ -113,6 +116,10 @@ class Channel:
         sent_at = await self.limiter.wait_turn()
         if self._latch.is_set:
             return None  # stopped while we waited: the request does not leave
+        spent = self._budget_spent() if self._budget_spent is not None else None
+        if spent is not None:
+            self._latch.set(Stop(StopReason.DAILY_BUDGET, spent))
+            return None
         return sent_at
 
     async def send(self, request: HttpRequest, kind: str, sent_at: float) -> Answer:

@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 import orjson
 
+from ._account import Account
 from ._channel import Channel, Waiting
 from ._config import JobConfig, config_to_meta
 from ._dialect import Dialect
@@ -41,6 +42,7 @@ from ._jobdir import RETRY_DIR, JobFolder, check_writable
 from ._journal import Journal
 from ._limiter import RateLimiter
 from ._models import Api, Item, Operation, Outcome
+from ._pacer import Pacer
 from ._policy import Context, Halt, SchemaBody, Throttle, Wait, decide_schema
 from ._preflight import PropertySchema
 from ._report import JobInfo, JobReport, JobStatus, iso_time, run_report, whole_job_report
@@ -106,9 +108,11 @@ class Job:
         input_meta: Mapping[str, Any] | None = None,
         mode: Mode | str = Mode.NEW,
         transport: Transport | None = None,
+        account: Account | None = None,
     ) -> None:
         """``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it.
-        ``transport``: send requests through this instead of aiohttp (tests, custom stacks)."""
+        ``transport``: send requests through this instead of aiohttp (tests, custom stacks).
+        ``account``: pace with the other jobs of this account (one window, one daily budget)."""
         self.mode = Mode(mode)
         if self.mode is not Mode.NEW and not config.journal:
             raise ConfigError(f"{self.mode} needs the journal")
@@ -121,7 +125,10 @@ class Job:
         )
         self._transport = transport
         self.stats = JobStats()
-        self.limiter = RateLimiter(config.rate_limit, config.interval, adaptive=config.adaptive)
+        self._account_pacer = account.join(config) if account is not None else None
+        self.limiter: Pacer = self._account_pacer or RateLimiter(
+            config.rate_limit, config.interval, adaptive=config.adaptive
+        )
         self.scheduler = Scheduler(
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
@@ -291,6 +298,7 @@ class Job:
             daily_budget=config.daily_budget,
             daily_share=config.daily_share,
             rng=self._rng,
+            budget_spent=self._account_pacer.budget_spent if self._account_pacer else None,
         )
 
     def _open_journal(self) -> Journal | None:
@@ -617,13 +625,15 @@ async def run_job(
     on_progress: Callable[[Progress], None] | None = None,
     progress_interval: float = 0.5,
     transport: Transport | None = None,
+    account: Account | None = None,
 ) -> JobReport:
     """Run one job to the end and return its report (also written to ``out_dir/report.json``).
 
     ``source`` is a path (CSV, TSV, JSONL; "-" for stdin), or any iterable or async iterable of
-    dicts. Results go to ``config.out_dir``.
+    dicts. Results go to ``config.out_dir``. ``account``: share one rate budget with the
+    account's other jobs (see :class:`~bulkops._account.Account`).
     """
-    job = Job(config, source, transport=transport)
+    job = Job(config, source, transport=transport, account=account)
     if on_progress is None:
         return await job.run()
     result: list[JobReport] = []
