@@ -12,7 +12,8 @@ round-robin across jobs and first come, first served within a job, so two busy j
 the window each whatever their concurrency, and a job started late gets its share from its
 first request.
 
-No I/O here (the Redis coordinator is :mod:`bulkops._redis_pacer`).
+With ``redis_url`` the account's limiter is a :class:`~bulkops._redis_pacer.RedisPacer`: the
+same, shared with every other process of the account through Redis. Without it, no I/O here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -28,6 +30,10 @@ from ._checks import check_base_url, check_token_text
 from ._config import DEFAULT_BASE_URL, JobConfig, Secret
 from ._errors import ConfigError
 from ._limiter import LimiterStats, RateLimiter
+from ._pacer import Pacer
+
+if TYPE_CHECKING:
+    from ._redis_pacer import RedisPacer
 
 __all__ = ["Account", "AccountPacer", "FairGate"]
 
@@ -110,6 +116,7 @@ class Account:
         interval: float = 10.0,
         adaptive: bool = True,
         daily_budget: int | None = None,
+        redis_url: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -125,9 +132,26 @@ class Account:
         self.base_url = base_url
         self.rate_limit = rate_limit
         self.daily_budget = daily_budget
-        self.limiter = RateLimiter(
-            rate_limit, interval, adaptive=adaptive, clock=clock, sleep=sleep
-        )
+        self.redis: RedisPacer | None = None
+        self.limiter: Pacer
+        if redis_url is not None:
+            from ._redis_pacer import RedisPacer
+
+            # The daily budget is counted in Redis then, across every process of the account.
+            self.limiter = self.redis = RedisPacer(
+                redis_url,
+                self.token,
+                rate_limit=rate_limit,
+                interval=interval,
+                adaptive=adaptive,
+                daily_budget=daily_budget,
+                clock=clock,
+                sleep=sleep,
+            )
+        else:
+            self.limiter = RateLimiter(
+                rate_limit, interval, adaptive=adaptive, clock=clock, sleep=sleep
+            )
         self.requests = 0  # turns taken by all of the account's jobs
         self._gate = FairGate()
         self._clock = clock
@@ -149,7 +173,20 @@ class Account:
         return AccountPacer(self, next(self._members))
 
     def budget_left(self) -> bool:
+        if self.redis is not None:
+            return True  # counted by the coordinator, across processes
         return self.daily_budget is None or self.requests < self.daily_budget
+
+    async def aclose(self) -> None:
+        """Close the connection to the coordinator, if any."""
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def __aenter__(self) -> Account:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def stats(self) -> LimiterStats:
         return self.limiter.stats()
@@ -196,7 +233,8 @@ class AccountPacer:
 
     def budget_spent(self) -> str | None:
         """Why the last turn may not be used (the account's daily budget), else None."""
-        return self._spent
+        redis = self.account.redis
+        return self._spent or (redis.budget_spent() if redis is not None else None)
 
     def observe(
         self, headers: Mapping[str, str], sent_at: float, received_at: float | None = None

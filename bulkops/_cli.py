@@ -191,6 +191,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--concurrency", type=int, help="cap on requests in flight (default: derived from latency)"
     )
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("BULKOPS_REDIS_URL"),
+        help="share the account's rate window and daily budget with every bulkops process on "
+        "the same token through this Redis (env BULKOPS_REDIS_URL; needs bulkops[redis])",
+    )
     p.add_argument("--max-attempts", type=int, default=6)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     p.add_argument(
@@ -274,6 +280,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         preflight=not args.no_preflight,
         out_dir=args.out or default_out_dir(operation, args.object_type),
         journal=not args.no_journal,
+        redis_url=args.redis_url or None,
     )
 
 
@@ -458,6 +465,8 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
         overrides["rate_limit"] = args.rate_limit
     if args.concurrency is not None:
         overrides["concurrency"] = args.concurrency
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url  # never journaled: it may hold a password
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return config, meta.get("input") or {}
@@ -594,6 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--rate-limit", type=_positive_int, help="override the job's limit")
         cmd.add_argument("--concurrency", type=int)
+        cmd.add_argument(
+            "--redis-url",
+            default=os.environ.get("BULKOPS_REDIS_URL"),
+            help="share the account's budget through this Redis (env BULKOPS_REDIS_URL)",
+        )
         if name == "retry":
             cmd.add_argument("--no-preflight", action="store_true")
             cmd.add_argument(

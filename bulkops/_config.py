@@ -136,6 +136,9 @@ class JobConfig:
     out_dir: Path = field(default_factory=lambda: Path("bulkops-out"))
     max_outstanding: int = 10_000  # records inside the engine at once: the memory bound
     journal: bool = True
+    # Share the account's window and daily budget with every bulkops process using the same
+    # token through this Redis (redis://, rediss:// or unix://); see docs/shared-budget.md.
+    redis_url: str | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -175,6 +178,11 @@ class JobConfig:
             raise bad("daily_budget", "must be >= 1")
         if self.daily_share is not None and not 0 < self.daily_share <= 1:
             raise bad("daily_share", "must be in (0, 1]")
+        if self.redis_url is not None:
+            if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+                raise bad("redis_url", "must start with redis://, rediss:// or unix://")
+            if self.rate_limit == 0:
+                raise bad("redis_url", "shares a rate limit: it cannot go with rate_limit 0")
         op = self.operation
         if op is Operation.UPSERT and not self.id_property:
             raise bad("id_property", "is required for upsert (the unique property to match on)")
@@ -221,7 +229,7 @@ class JobConfig:
         return min(self.batch_size, 50) if self.properties_with_history else self.batch_size
 
 
-_META_SKIP = frozenset({"token", "out_dir"})
+_META_SKIP = frozenset({"token", "out_dir", "redis_url"})  # redis_url: may hold a password
 
 
 def config_to_meta(config: JobConfig) -> dict[str, Any]:

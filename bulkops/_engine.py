@@ -17,6 +17,7 @@ period, and every finished result and the report are still written.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import random
@@ -125,6 +126,17 @@ class Job:
         )
         self._transport = transport
         self.stats = JobStats()
+        self._owned_account: Account | None = None
+        if account is None and config.redis_url is not None:
+            # Pace with the account's other processes; closed when the job ends.
+            account = self._owned_account = Account(
+                config.token,
+                config.base_url,
+                rate_limit=config.rate_limit,
+                interval=config.interval,
+                adaptive=config.adaptive,
+                redis_url=config.redis_url,
+            )
         self._account_pacer = account.join(config) if account is not None else None
         self.limiter: Pacer = self._account_pacer or RateLimiter(
             config.rate_limit, config.interval, adaptive=config.adaptive
@@ -194,7 +206,7 @@ class Job:
         status = JobStatus.ERROR
         error: BaseException | None = None
         try:
-            async with self._transport_cm() as transport:
+            async with self._transport_cm() as transport, self._owned_account_cm():
                 channel = self._channel = self._make_channel(transport)
                 schema = None
                 if config.preflight or config.id_property:
@@ -284,6 +296,9 @@ class Job:
         return AiohttpTransport(
             config.base_url, config.token, max_connections=max(config.concurrency or 0, 256)
         )
+
+    def _owned_account_cm(self) -> Any:
+        return self._owned_account or contextlib.nullcontext()
 
     def _make_channel(self, transport: Transport) -> Channel:
         config = self.config
