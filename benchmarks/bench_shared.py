@@ -13,7 +13,11 @@ rolling 10 s and answers in 150-250 ms: a ceiling of 19 requests/s. Each scenari
 second job starts ``--stagger`` seconds (5) after the first.
 
 a. ``account``: both jobs share one ``bulkops.Account`` (one limiter, fair turns);
-b. ``separate``: each job has its own limiter, as before accounts existed.
+b. ``separate``: each job has its own limiter, as before accounts existed;
+c. ``processes``: three processes at once, each a ``Job`` of ``--rows * 2 / 3`` rows with
+   ``redis_url`` set, coordinated by a ``redis-server`` this script starts on 127.0.0.1 (a free
+   port, a temp dir, no persistence; skipped when the binary is absent);
+d. ``processes-alone``: the same three processes without Redis (as before), on request.
 
 Printed per scenario: seconds, the account's requests/s and share of the ceiling (requests of
 both jobs / elapsed / 19), 429s, the most requests in any 10 s window (counted by the fake), each
@@ -28,6 +32,10 @@ Bounded: each scenario is stopped (results kept) after ``--rows / 1900 * 2 + 60`
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +147,101 @@ async def scenario(
     return out
 
 
+# -- three processes ------------------------------------------------------------------------------
+
+PROCESSES = 3
+REDIS_START_TIMEOUT_S = 10.0
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+    while True:  # a benchmark, not a test: waiting for the port is fine here
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def child(args: argparse.Namespace) -> int:
+    """One of the processes: a Job, then its numbers as one line for the parent."""
+    config = job_config(args.url, Path(args.out))
+    if args.redis_url:
+        import dataclasses
+
+        config = dataclasses.replace(config, redis_url=args.redis_url)
+    job = bulkops.Job(config, args.csv, grace=STOP_GRACE_S)
+    started = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+    report = anyio.run(job.run)
+    c.emit_result(
+        {
+            "started": started,
+            "ended": time.monotonic(),
+            "requests": report.requests.total,
+            "succeeded": report.rows.succeeded,
+            "status_429": sum(report.rate_limit.by_policy_429.values()),
+            "others": report.rate_limit.others_estimate,
+            "stop": report.stop.message if report.stop else None,
+        }
+    )
+    return 0
+
+
+def processes(
+    name: str, url: str, csvs: list[Path], work: Path, redis_url: str | None
+) -> dict[str, Any]:
+    here = str(Path(__file__).resolve())
+    procs = []
+    for n, path in enumerate(csvs):
+        cmd = c.python_cmd(
+            here, "--child", "--url", url, "--csv", str(path), "--out", str(work / f"{name}-{n}")
+        )
+        if redis_url:
+            cmd += ["--redis-url", redis_url]
+        procs.append(
+            subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, text=True, env=c.child_env(), cwd=c.REPO_ROOT
+            )
+        )
+    rows = sum(1 for _ in csvs[0].open()) - 1
+    budget = rows * len(csvs) / (CEILING_RPS * BATCH) + 90
+    results = []
+    for proc in procs:
+        try:
+            out, _ = proc.communicate(timeout=budget)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        line = next((x for x in out.splitlines() if x.startswith(c.RESULT_PREFIX)), None)
+        if line is None:
+            raise RuntimeError(f"{name}: a process printed no result (exit {proc.returncode})")
+        results.append(json.loads(line.removeprefix(c.RESULT_PREFIX)))
+    start, end = min(r["started"] for r in results), max(r["ended"] for r in results)
+    return {
+        "name": name,
+        "seconds": end - start,
+        "requests": [r["requests"] for r in results],
+        "succeeded": [r["succeeded"] for r in results],
+        "status_429": [r["status_429"] for r in results],
+        "others": [r["others"] for r in results],
+        "stops": [r["stop"] for r in results],
+        "both": [r["requests"] for r in results],
+        "late_window": None,
+    }
+
+
 def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.1%}"
 
@@ -156,9 +259,9 @@ def summary(results: list[dict[str, Any]]) -> str:
         "share of ceiling",
         "429s",
         "max/10s (fake)",
-        "job 1 / job 2 while both ran",
+        "each job's share (while all ran)",
         "late job, first 10 s",
-        "others estimate (job 1, 2)",
+        "others estimate (each job)",
     )
     rows = []
     out = []
@@ -166,7 +269,8 @@ def summary(results: list[dict[str, Any]]) -> str:
         total = sum(r["requests"])
         rps = total / r["seconds"] if r["seconds"] else 0.0
         r["share"] = rps / CEILING_RPS
-        r["late_share"] = share(r["late_window"][1], sum(r["late_window"]))
+        late = r["late_window"]
+        r["late_share"] = share(late[1], sum(late)) if late else None
         b = r["both"]
         rows.append(
             (
@@ -177,18 +281,29 @@ def summary(results: list[dict[str, Any]]) -> str:
                 pct(r["share"]),
                 sum(r["status_429"]),
                 r["fake"].get("max_in_window", "?"),
-                f"{pct(share(b[0], sum(b)))} / {pct(share(b[1], sum(b)))}",
+                " / ".join(pct(share(x, sum(b))) for x in b),
                 pct(r["late_share"]),
-                f"{r['others'][0]}, {r['others'][1]}",
+                ", ".join(str(x) for x in r["others"]),
             )
         )
         out.extend(f"{r['name']}: a job stopped: {stop}" for stop in r["stops"] if stop)
     lines = [c.table(headers, rows), ""]
     lines.append(
         f"ceiling: {RATE_LIMIT} requests / {INTERVAL_S:g} s = {CEILING_RPS:g} requests/s; "
-        "latency 150-250 ms; 2 jobs, the second started 5 s after the first"
+        "latency 150-250 ms; account/separate: 2 jobs in one process, the second started 5 s "
+        f"after the first; processes: {PROCESSES} processes at once (shares over whole jobs)"
     )
     for r in results:
+        if r["name"] == "processes":
+            ok = (
+                r["share"] >= TARGET_SHARE
+                and sum(r["status_429"]) == 0
+                and int(r["fake"].get("max_in_window", RATE_LIMIT + 1)) <= RATE_LIMIT
+            )
+            lines.append(
+                f"target (processes) >= {TARGET_SHARE:.0%} of the ceiling, 0 429s, <= "
+                f"{RATE_LIMIT} per window: {'met' if ok else 'MISSED'}"
+            )
         if r["name"] != "account":
             continue
         ok = (
@@ -209,8 +324,20 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per job (%(default)s)")
     p.add_argument("--stagger", type=float, default=DEFAULT_STAGGER_S, help="(%(default)s s)")
-    p.add_argument("--scenarios", default="account,separate", help="which to run (%(default)s)")
+    p.add_argument(
+        "--scenarios",
+        default="account,separate,processes",
+        help="which to run: account, separate, processes, processes-alone (%(default)s)",
+    )
+    # Internal: one of the processes.
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    p.add_argument("--csv", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        return child(args)
     fake_cmd = c.python_cmd(str(Path(__file__).resolve().parent / "bench_ceiling.py"), "--fake")
     results = []
     with tempfile.TemporaryDirectory(prefix="bulkops-shared-") as tmp:
@@ -218,13 +345,36 @@ def main() -> int:
         csvs = [work / "job1.csv", work / "job2.csv"]
         for n, path in enumerate(csvs):
             c.write_tickets_csv(path, args.rows, prefix=f"job{n + 1}")
+        per_process = args.rows * 2 // PROCESSES
+        pcsvs = [work / f"proc{n + 1}.csv" for n in range(PROCESSES)]
+        for n, path in enumerate(pcsvs):
+            c.write_tickets_csv(path, per_process, prefix=f"proc{n + 1}")
         for name in args.scenarios.split(","):
-            print(f"scenario {name}: 2 x {args.rows:,} rows", file=sys.stderr)
+            redis: subprocess.Popen[bytes] | None = None
+            redis_url = None
+            if name == "processes":
+                if shutil.which("redis-server") is None:
+                    print("processes: skipped, redis-server is not installed", file=sys.stderr)
+                    continue
+                (work / "redis").mkdir(exist_ok=True)
+                redis, redis_url = start_redis(work / "redis")
+            what = (
+                f"{PROCESSES} x {per_process:,}"
+                if name.startswith("processes")
+                else f"2 x {args.rows:,}"
+            )
+            print(f"scenario {name}: {what} rows", file=sys.stderr)
             proc, url = c.start_fake(fake_cmd)  # a fresh account (window, store) each time
             try:
-                result = anyio.run(scenario, name, url, csvs, work, args.stagger)
+                if name.startswith("processes"):
+                    result = processes(name, url, pcsvs, work, redis_url)
+                else:
+                    result = anyio.run(scenario, name, url, csvs, work, args.stagger)
             finally:
                 result_fake = c.stats_from_output(c.stop_process(proc)) or {}
+                if redis is not None:
+                    redis.kill()
+                    redis.wait()
             result["fake"] = result_fake
             results.append(result)
     print(summary(results))
