@@ -39,6 +39,7 @@ from ._lock import JobFolderBusy, lock_holder
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
+from ._shard import parse_shard
 from ._sources import RawRow, fingerprint, open_source, parse_delimiter
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
@@ -197,6 +198,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="share the account's rate window and daily budget with every bulkops process on "
         "the same token through this Redis (env BULKOPS_REDIS_URL; needs bulkops[redis])",
     )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I (0-based) of N of the input, by row number (rows r with "
+        "(r-1) %% N == I); join the shards' folders with `bulkops merge`",
+    )
     p.add_argument("--max-attempts", type=int, default=6)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     p.add_argument(
@@ -281,6 +288,7 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         out_dir=args.out or default_out_dir(operation, args.object_type),
         journal=not args.no_journal,
         redis_url=args.redis_url or None,
+        shard=parse_shard(args.shard) if args.shard else None,
     )
 
 
@@ -433,6 +441,23 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
     print(format_summary(report), file=sys.stderr)
     if report.stop_reason and report.exit_code == EXIT_STOPPED and job.config.journal:
         print(f"  continue with: bulkops resume {job.config.out_dir}", file=sys.stderr)
+    return report.exit_code
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from ._merge import ShardUnfinished, merge_folders
+
+    try:
+        report = merge_folders(args.folders, args.into)
+    except ShardUnfinished as exc:
+        print(f"bulkops: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
+    print(
+        f"merged {report.shards} shard(s) of {report.input}: {report.rows:,} rows, "
+        f"{report.succeeded:,} succeeded, {report.failed:,} failed, {report.requests:,} "
+        f"requests -> {args.into}",
+        file=sys.stderr,
+    )
     return report.exit_code
 
 
@@ -618,6 +643,18 @@ def build_parser() -> argparse.ArgumentParser:
             )
         _add_display_arguments(cmd)
         cmd.set_defaults(func=func)
+
+    merge = sub.add_parser(
+        "merge",
+        help="join the result folders of an input's shards into one set of files and report",
+        description="Join the result folders of the shards of one input (bulkops run --shard "
+        "I/N) into one succeeded.jsonl, failed.jsonl and report.json, checking that every "
+        "input row is there exactly once. Exit 0: all succeeded, 1: some failed, 2: the "
+        "folders do not add up, 3: a shard is unfinished (resume it first).",
+    )
+    merge.add_argument("folders", metavar="OUT", type=Path, nargs="+", help="a shard's folder")
+    merge.add_argument("--into", type=Path, required=True, help="a new folder for the result")
+    merge.set_defaults(func=_cmd_merge)
 
     from .testing import add_fake_server_arguments
 

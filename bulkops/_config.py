@@ -139,6 +139,9 @@ class JobConfig:
     # Share the account's window and daily budget with every bulkops process using the same
     # token through this Redis (redis://, rediss:// or unix://); see docs/shared-budget.md.
     redis_url: str | None = None
+    # (i, n): run only shard i (0-based) of n of the input: the rows whose number r has
+    # (r - 1) % n == i. Row numbers stay the input's; see docs/shared-budget.md.
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
@@ -178,6 +181,10 @@ class JobConfig:
             raise bad("daily_budget", "must be >= 1")
         if self.daily_share is not None and not 0 < self.daily_share <= 1:
             raise bad("daily_share", "must be in (0, 1]")
+        if self.shard is not None:
+            i, n = self.shard
+            if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+                raise bad("shard", f"must be i/n with 0 <= i < n (got {i}/{n})")
         if self.redis_url is not None:
             if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
                 raise bad("redis_url", "must start with redis://, rediss:// or unix://")
@@ -257,6 +264,8 @@ def config_from_meta(meta: dict[str, Any], *, token: Secret, out_dir: Path) -> J
     values["api_version"] = ApiVersion.parse(values.get("api_version") or values["api"].value)
     for name in ("properties", "properties_with_history"):
         values[name] = tuple(values.get(name) or ())
+    if values.get("shard") is not None:
+        values["shard"] = tuple(values["shard"])
     known = {f.name for f in fields(JobConfig)}
     return JobConfig(
         token=token, out_dir=out_dir, **{k: v for k, v in values.items() if k in known}

@@ -401,7 +401,7 @@ class Job:
             )
         intake = self._intake = Intake(
             config,
-            _as_rows(self._source),
+            _in_shard(_as_rows(self._source), config.shard),
             scheduler=scheduler,
             settle=settle,
             settle_unparsed=settle_unparsed,
@@ -611,6 +611,14 @@ def _dialects(config: JobConfig) -> Dialects:
             properties=[config.id_property],
         )
     return Dialects(write, read_back)
+
+
+def _in_shard(rows: AsyncIterable[RawRow], shard: tuple[int, int] | None) -> AsyncIterable[RawRow]:
+    if shard is None:
+        return rows
+    from ._shard import in_shard
+
+    return in_shard(rows, *shard)
 
 
 def _as_rows(source: Source) -> AsyncIterable[RawRow]:
