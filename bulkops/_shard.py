@@ -8,12 +8,12 @@ up front (stdin, a file still being written), and every shard sees the same mix 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 
 from ._errors import ConfigError
 from ._sources import RawRow
 
-__all__ = ["in_shard", "parse_shard", "shard_of"]
+__all__ = ["ShardRows", "in_shard", "parse_shard", "shard_of"]
 
 
 def shard_of(row: int, n: int) -> int:
@@ -34,7 +34,35 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-async def in_shard(rows: AsyncIterable[RawRow], i: int, n: int) -> AsyncIterator[RawRow]:
-    async for raw in rows:
-        if shard_of(raw.row, n) == i:
-            yield raw
+class ShardRows:
+    """The rows of one shard of ``rows``; like the readers, it has ``header`` and ``aclose``
+    (which closes the source at once), so the intake treats it as it treats a file."""
+
+    __slots__ = ("_i", "_n", "_rows")
+
+    def __init__(self, rows: AsyncIterable[RawRow], i: int, n: int) -> None:
+        self._rows = rows.__aiter__()
+        self._i, self._n = i, n
+
+    def __aiter__(self) -> ShardRows:
+        return self
+
+    async def __anext__(self) -> RawRow:
+        while True:
+            raw = await self._rows.__anext__()
+            if shard_of(raw.row, self._n) == self._i:
+                return raw
+
+    @property
+    def header(self) -> list[str] | None:
+        header: list[str] | None = getattr(self._rows, "header", None)
+        return header
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._rows, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def in_shard(rows: AsyncIterable[RawRow], i: int, n: int) -> ShardRows:
+    return ShardRows(rows, i, n)
