@@ -79,6 +79,13 @@ class _Folder:
     input_id: str
     input_name: str
     report: JobReport
+    # A partition of a dataframe (bulkops.dask_jobs) holds a range of rows, not a residue.
+    rows_range: tuple[int, int] | None = None
+
+    def holds(self, row: int) -> bool:
+        if self.rows_range is not None:
+            return self.rows_range[0] <= row < self.rows_range[1]
+        return shard_of(row, self.shard[1]) == self.shard[0]
 
 
 def merge_folders(folders: Sequence[Path], into: Path) -> MergeReport:
@@ -95,10 +102,10 @@ def merge_folders(folders: Sequence[Path], into: Path) -> MergeReport:
     where: dict[int, Path] = {}
     for job in jobs:
         for ok, row, line in _result_lines(job.path):
-            if shard_of(row, n) != job.shard[0]:
+            if not job.holds(row):
                 raise ConfigError(
-                    f"row {row} is in {job.path} (shard {job.shard[0]}/{n}) but belongs to "
-                    f"shard {shard_of(row, n)}/{n}: these folders are not shards of one split"
+                    f"row {row} is in {job.path} (shard {job.shard[0]}/{n}) but does not "
+                    "belong to it: these folders are not shards of one split"
                 )
             if row in lines:
                 other = where[row]
@@ -153,8 +160,12 @@ def _read_folder(path: Path) -> _Folder:
     finally:
         journal.close()
     config = meta.get("config") or {}
-    shard = tuple(config.get("shard") or (0, 1))
     inp = meta.get("input") or {}
+    shard = tuple(config.get("shard") or inp.get("partition") or (0, 1))
+    rows_range = None
+    if inp.get("partition") is not None:
+        first = int(inp["first_row"])
+        rows_range = (first, first + int(inp["rows"]))
     try:
         report = JobReport.from_json(orjson.loads((path / REPORT).read_bytes()))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -166,6 +177,7 @@ def _read_folder(path: Path) -> _Folder:
         input_id=str(inp.get("fingerprint") or name),
         input_name=name,
         report=report,
+        rows_range=rows_range,
     )
 
 
