@@ -59,9 +59,31 @@ if inside >= limit then
     'WITHSCORES', 'LIMIT', inside - limit, 1)
   wait = math.max(wait, tonumber(oldest[2]) + window - now)
 end
+-- First come, first served across processes: a free turn goes to the process that has
+-- waited longest, if it is still coming back for it (due), not to whoever asks first.
+local grace = math.max(250, 2 * spacing)
+if wait == 0 then
+  while true do
+    local oldest = redis.call('ZRANGE', KEYS[7], 0, 0)
+    if #oldest == 0 or oldest[1] == proc then break end
+    local due = tonumber(redis.call('HGET', KEYS[8], oldest[1]) or '0')
+    if due >= now then
+      wait = math.max(1, math.min(spacing, due - now))
+      break
+    end
+    redis.call('ZREM', KEYS[7], oldest[1])  -- gone (or very late): it lost its place
+    redis.call('HDEL', KEYS[8], oldest[1])
+  end
+end
 if wait > 0 then
+  redis.call('ZADD', KEYS[7], 'NX', now, proc)
+  redis.call('HSET', KEYS[8], proc, tostring(now + wait + grace))
+  redis.call('PEXPIRE', KEYS[7], keep)
+  redis.call('PEXPIRE', KEYS[8], keep)
   return {0, tostring(wait), tostring(now), procs, seen}
 end
+redis.call('ZREM', KEYS[7], proc)
+redis.call('HDEL', KEYS[8], proc)
 if budget > 0 then
   local used = redis.call('INCR', KEYS[6])
   if used == 1 then redis.call('EXPIRE', KEYS[6], tonumber(ARGV[9])) end
