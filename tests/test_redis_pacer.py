@@ -210,3 +210,18 @@ def test_redis_url_is_checked_and_never_journaled() -> None:
         JobConfig(redis_url="redis://x", rate_limit=0, **base)  # type: ignore[arg-type]
     config = JobConfig(redis_url="redis://:hunter2@127.0.0.1:1/0", **base)  # type: ignore[arg-type]
     assert "hunter2" not in repr(config_to_meta(config))
+
+
+def test_the_cli_names_a_bad_redis_url_without_a_traceback(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bulkops._cli import main
+
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN.reveal())
+    source = tmp_path / "in.csv"
+    source.write_text("subject\na\n", encoding="utf-8")
+    args = ["run", "create", "-i", str(source), "--out", str(tmp_path / "o")]
+    assert main([*args, "--redis-url", "http://:s3cr3tpw@x"]) == 2
+    err = capsys.readouterr().err
+    assert "redis_url must start with redis://" in err and "Traceback" not in err
+    assert "s3cr3tpw" not in err
