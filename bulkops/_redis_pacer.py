@@ -110,7 +110,9 @@ class RedisPacer:
         self._redis: Any = client if client is not None else _connect(url)
         self._script = self._redis.register_script(_script_text())
         prefix = account_key(token)
-        self._keys = [prefix + k for k in ("log", "next", "pause", "cut", "procs", "day", "waiting", "due")]
+        self._keys = [
+            prefix + k for k in ("log", "next", "pause", "cut", "procs", "day", "waiting", "due")
+        ]
         self._proc = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._daily_budget = daily_budget
         self._skew = skew_margin
