@@ -111,7 +111,8 @@ class RedisPacer:
         self._script = self._redis.register_script(_script_text())
         prefix = account_key(token)
         self._keys = [
-            prefix + k for k in ("log", "next", "pause", "cut", "procs", "day", "waiting", "due")
+            prefix + k
+            for k in ("log", "next", "pause", "cut", "procs", "day", "waiting", "due", "learned")
         ]
         self._proc = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._daily_budget = daily_budget
@@ -131,6 +132,9 @@ class RedisPacer:
         self._paused_until = -math.inf
         self._spent: str | None = None
         self.warnings = 0
+        # Whether our limit is known (from HubSpot's headers, or set by the user) rather than
+        # the starting guess; until then Redis paces us by what the other processes learned.
+        self._learned = rate_limit is not None or not adaptive
 
     # -- Pacer --------------------------------------------------------------------------------
     @property
@@ -145,6 +149,9 @@ class RedisPacer:
         self, headers: Mapping[str, str], sent_at: float, received_at: float | None = None
     ) -> None:
         self.local.observe(headers, sent_at, received_at)
+        name = "X-HubSpot-RateLimit-Max"
+        if not self._learned and name in headers:
+            self._learned = name not in self.local.ignored_headers
 
     def on_rate_limited(self, policy: str, retry_after: float | None) -> float:
         pause = self.local.on_rate_limited(policy, retry_after)
@@ -196,12 +203,11 @@ class RedisPacer:
         local = self.local
         window_s = local.window + self._skew
         limit = max(1.0, local.stats().limit)
-        spacing_ms = window_s / limit * 1000
         back = [f"{(t - self._offset) * 1000:.1f}" for t in self._solo] if self._solo else []
         args = [
             f"{limit:.2f}",
             f"{window_s * 1000:.1f}",
-            f"{spacing_ms:.3f}",
+            "1" if self._learned else "0",
             f"{self._since_ms:.1f}",
             self._proc,
             f"{self._pause_until_ms:.1f}",

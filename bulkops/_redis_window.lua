@@ -6,20 +6,35 @@
 --
 -- KEYS: 1 log (zset of sends, score = ms), 2 next send (GCRA), 3 pause-until, 4 shared cut
 --       limit, 5 processes (zset, score = last seen ms), 6 today's request count
--- ARGV: 1 limit, 2 window ms, 3 spacing ms, 4 since ms (sends after it are returned),
+--       9 the limit and window last learned from HubSpot's headers by any process
+-- ARGV: 1 limit, 2 window ms, 3 learned ('1': the caller's limit comes from HubSpot's headers
+--       or the user; '0': a starting guess), 4 since ms (sends after it are returned),
 --       5 process id, 6 pause-until to publish (server ms; 0: none), 7 cut limit to publish (0: none),
 --       8 daily budget (0: none), 9 seconds the daily count lives, 10.. sends to put back (ms)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local spacing = tonumber(ARGV[3])
+local learned = ARGV[3] == '1'
 local since = tonumber(ARGV[4])
 local proc = ARGV[5]
 local pause = tonumber(ARGV[6])
 local cut = tonumber(ARGV[7])
 local budget = tonumber(ARGV[8])
 local keep = math.ceil(3 * window)
+-- A process that has not seen HubSpot's headers yet (its first request) paces by what the
+-- account's other processes learned, not by its starting guess: a guess below the window's
+-- current use would hold it back until the others drained the window for it.
+if learned then
+  redis.call('SET', KEYS[9], tostring(limit) .. ':' .. tostring(window), 'PX', keep)
+else
+  local known = redis.call('GET', KEYS[9])
+  if known then
+    local sep = string.find(known, ':', 1, true)
+    limit = tonumber(string.sub(known, 1, sep - 1))
+    window = tonumber(string.sub(known, sep + 1))
+  end
+end
 
 redis.call('ZADD', KEYS[5], now, proc)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - keep)
@@ -50,6 +65,7 @@ if paused > now then wait = paused - now end
 local shared_cut = tonumber(redis.call('GET', KEYS[4]) or '0')
 if shared_cut > 0 and shared_cut < limit then limit = shared_cut end
 limit = math.max(1, math.floor(limit))
+local spacing = window / limit  -- even spacing (GCRA) at the account's pace
 local next_at = tonumber(redis.call('GET', KEYS[2]) or '0')
 if next_at > now then wait = math.max(wait, next_at - now) end
 local inside = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')

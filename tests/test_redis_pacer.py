@@ -94,6 +94,29 @@ async def test_processes_are_served_first_come_first_served(redis_server: RedisS
     assert all(abs(c - total / 3) <= 2 for c in counts), counts
 
 
+async def test_a_late_process_paces_by_what_the_others_learned(redis_server: RedisServer) -> None:
+    """A new process starts at HubSpot's lowest tier (100 per window) until its first answer;
+    where the account already sends more than that per window, the guess must not hold it back
+    until the others have drained the window for it."""
+    early, late = pacer(redis_server, rate_limit=None), pacer(redis_server, rate_limit=None)
+    headers = {
+        "X-HubSpot-RateLimit-Max": "150",
+        "X-HubSpot-RateLimit-Remaining": "149",
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "1000",
+    }
+    early.observe(headers, 0.0)
+    assert early.stats().limit == 150
+    try:
+        with anyio.fail_after(10):
+            await take([early], 140, workers=1)  # about 140 sends in the last window
+            started = anyio.current_time()
+            await late.wait_turn()
+            waited = anyio.current_time() - started
+    finally:
+        await close(early, late)
+    assert waited < 0.1, waited  # one spacing at 150 per s, not the ~0.3 s a drain takes
+
+
 async def test_the_others_sends_count_as_the_accounts_own(redis_server: RedisServer) -> None:
     a, b = pacer(redis_server), pacer(redis_server)
     try:
