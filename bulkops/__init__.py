@@ -12,6 +12,7 @@ Example::
     report = anyio.run(bulkops.run_job, config, "tickets.csv")
 """
 
+from ._account import Account
 from ._auth import AccessToken, TokenProvider
 from ._config import JobConfig, Secret
 from ._dry_run import DryRunReport, dry_run
@@ -65,6 +66,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_API_VERSION",
     "AccessToken",
+    "Account",
     "AiohttpTransport",
     "Api",
     "ApiVersion",

@@ -23,8 +23,8 @@ from typing import Any
 import anyio
 
 from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
-from ._limiter import RateLimiter
 from ._log import http_log, with_fields
+from ._pacer import Pacer
 from ._retry import RetryPolicy
 from ._stats import JobStats, Stop, StopLatch, StopReason
 
@@ -59,7 +59,7 @@ class Channel:
     def __init__(
         self,
         transport: Transport,
-        limiter: RateLimiter,
+        limiter: Pacer,
         stats: JobStats,
         latch: StopLatch,
         *,
@@ -72,6 +72,7 @@ class Channel:
         rng: random.Random | None = None,
         on_request: Callable[[RequestDone], None] | None = None,
         log_fields: Mapping[str, Any] | None = None,
+        budget_spent: Callable[[], str | None] | None = None,
     ) -> None:
         """``log_fields``: the job's ``extra`` fields (job id, operation) for every record."""
         self._log_fields: Mapping[str, Any] = log_fields or {}
@@ -88,6 +89,8 @@ class Channel:
         self._daily_share = daily_share
         self._clock = clock
         self._rng = rng or random.Random()
+        # A shared account's daily budget: why a turn just taken may not be used, else None.
+        self._budget_spent = budget_spent
         self.answered = False  # any HTTP answer yet? Before one, "cannot connect" is fatal.
         self.hubspot_seen = False  # any answer that looked like HubSpot's (JSON, or a 204)?
         self._throttled_since: float | None = None
@@ -135,6 +138,10 @@ class Channel:
         sent_at = await self.limiter.wait_turn()
         if self._latch.is_set:
             return None  # stopped while we waited: the request does not leave
+        spent = self._budget_spent() if self._budget_spent is not None else None
+        if spent is not None:
+            self._latch.set(Stop(StopReason.DAILY_BUDGET, spent))
+            return None
         return sent_at
 
     async def send(self, request: HttpRequest, kind: str, sent_at: float) -> Answer:

@@ -53,6 +53,7 @@ from ._logfmt import cli_logging, say, set_job
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._results import FAILED
+from ._shard import parse_shard
 from ._sources import RawRow, fingerprint, open_source, parse_delimiter
 from ._summary import summary_line
 from ._versions import DEFAULT_API_VERSION, ApiVersion
@@ -247,6 +248,18 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     _add_outage_argument(p)
     p.add_argument(
+        "--redis-url",
+        default=os.environ.get("BULKOPS_REDIS_URL"),
+        help="share the account's rate window and daily budget with every bulkops process on "
+        "the same token through this Redis (env BULKOPS_REDIS_URL; needs bulkops[redis])",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I (0-based) of N of the input, by row number (rows r with "
+        "(r-1) %% N == I); join the shards' folders with `bulkops merge`",
+    )
+    p.add_argument(
         "--no-preflight",
         action="store_true",
         help="skip local validation against the account's property schema",
@@ -353,6 +366,8 @@ def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
         limit=args.limit,
         passthrough=tuple(args.passthrough),
         max_failures=parse_max_failures(args.max_failures),
+        redis_url=args.redis_url or None,
+        shard=parse_shard(args.shard) if args.shard else None,
     )
 
 
@@ -477,6 +492,23 @@ def _drive_and_report(job: Job, args: argparse.Namespace, *, count_from: str | N
     return report.exit_code
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from ._merge import ShardUnfinished, merge_folders
+
+    try:
+        report = merge_folders(args.folders, args.into)
+    except ShardUnfinished as exc:
+        print(f"bulkops: {exc}", file=sys.stderr)
+        return EXIT_STOPPED
+    print(
+        f"merged {report.shards} shard(s) of {report.input}: {report.rows:,} rows, "
+        f"{report.succeeded:,} succeeded, {report.failed:,} failed, {report.requests:,} "
+        f"requests -> {args.into}",
+        file=sys.stderr,
+    )
+    return report.exit_code
+
+
 def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str, Any]]:
     path = out / JOURNAL_NAME
     if not path.exists():
@@ -515,6 +547,8 @@ def _load_job(out: Path, args: argparse.Namespace) -> tuple[JobConfig, dict[str,
             )
         # Lets creates left AMBIGUOUS (or in flight) be settled by reading them back.
         overrides["id_property"] = args.id_property
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url  # never journaled: it may hold a password
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return config, meta.get("input") or {}
@@ -679,6 +713,11 @@ def build_parser() -> argparse.ArgumentParser:
             "rows left AMBIGUOUS or in flight are then settled by reading them back",
         )
         _add_outage_argument(cmd)
+        cmd.add_argument(
+            "--redis-url",
+            default=os.environ.get("BULKOPS_REDIS_URL"),
+            help="share the account's budget through this Redis (env BULKOPS_REDIS_URL)",
+        )
         if name == "retry":
             cmd.add_argument(
                 "--no-preflight",
@@ -695,6 +734,17 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(func=func)
 
     add_status_command(sub)
+    merge = sub.add_parser(
+        "merge",
+        help="join the result folders of an input's shards into one set of files and report",
+        description="Join the result folders of the shards of one input (bulkops run --shard "
+        "I/N) into one succeeded.jsonl, failed.jsonl and report.json, checking that every "
+        "input row is there exactly once. Exit 0: all succeeded, 1: some failed, 2: the "
+        "folders do not add up, 3: a shard is unfinished (resume it first).",
+    )
+    merge.add_argument("folders", metavar="OUT", type=Path, nargs="+", help="a shard's folder")
+    merge.add_argument("--into", type=Path, required=True, help="a new folder for the result")
+    merge.set_defaults(func=_cmd_merge)
 
     from .testing import add_fake_server_arguments
 

@@ -185,6 +185,12 @@ class JobConfig:
     # Use the environment's proxy settings (HTTPS_PROXY, NO_PROXY...). Off by default: it
     # sends the token through whatever proxy the environment names.
     trust_env: bool = False
+    # Share the account's window and daily budget with every bulkops process using the same
+    # token through this Redis (redis://, rediss:// or unix://); see docs/shared-budget.md.
+    redis_url: str | None = None
+    # (i, n): run only shard i (0-based) of n of the input: the rows whose number r has
+    # (r - 1) % n == i. Row numbers stay the input's; see docs/shared-budget.md.
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self._settle_operation_and_token()
@@ -204,6 +210,7 @@ class JobConfig:
         if problem:
             raise ConfigError(problem)
         self._check_passthrough()
+        self._check_sharing()
         check_max_failures(self.max_failures)
         if self.out_dir is _UNSET_OUT_DIR:
             object.__setattr__(self, "out_dir", library_out_dir(self.operation, self.object_type))
@@ -220,6 +227,17 @@ class JobConfig:
             check_property_name(name, option="properties (--properties)")
         for name in self.properties_with_history:
             check_property_name(name, option="properties_with_history (--properties-with-history)")
+
+    def _check_sharing(self) -> None:
+        if self.shard is not None:
+            i, n = self.shard
+            if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+                raise ConfigError(f"shard must be i/n with 0 <= i < n (got {i}/{n})")
+        if self.redis_url is not None:
+            if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+                raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+            if self.rate_limit == 0:
+                raise ConfigError("redis_url shares a rate limit: it cannot go with rate_limit 0")
 
     def _check_passthrough(self) -> None:
         names = self.passthrough
@@ -406,7 +424,17 @@ def check_max_failures(value: object) -> None:
 # A trial run's limit and a dry run are choices of one run, not of the job: resume goes on.
 # Not journaled either: secrets (the token; headers and proxy may carry keys) and functions.
 _META_SKIP = frozenset(
-    {"token", "out_dir", "limit", "dry_run", "dry_run_reads", "coerce", "headers", "proxy"}
+    {
+        "token",
+        "out_dir",
+        "limit",
+        "dry_run",
+        "dry_run_reads",
+        "coerce",
+        "headers",
+        "proxy",
+        "redis_url",  # it may hold a password
+    }
 )
 # Headers the transport owns.
 _OUR_HEADERS = frozenset({"authorization", "content-type", "content-length", "host"})
@@ -442,6 +470,8 @@ def config_from_meta(
     for name in ("properties", "properties_with_history", "passthrough"):
         values[name] = tuple(values.get(name) or ())
     values["mapping"] = ColumnMapping.from_meta(values.get("mapping"))
+    if values.get("shard") is not None:
+        values["shard"] = tuple(values["shard"])
     known = {f.name for f in fields(JobConfig)}
     return JobConfig(
         token=token, out_dir=out_dir, **{k: v for k, v in values.items() if k in known}

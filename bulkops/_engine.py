@@ -31,6 +31,7 @@ from typing import Any
 
 import anyio
 
+from ._account import Account
 from ._channel import Channel, RequestDone, Waiting
 from ._config import MIN_ROWS_FOR_SHARE, JobConfig, Secret, config_to_meta
 from ._errors import INPUT_ERROR, ConfigError
@@ -43,6 +44,7 @@ from ._log import job_log, with_fields
 from ._models import Item, Outcome
 from ._outcome import Outcome as PublicOutcome
 from ._outcome import public_outcome
+from ._pacer import Pacer
 from ._preflight import PropertySchema
 from ._report import (
     JobInfo,
@@ -109,12 +111,14 @@ class Job:
         mode: Mode | str = Mode.NEW,
         transport: Transport | None = None,
         on_outcome: Callable[[PublicOutcome], None] | None = None,
+        account: Account | None = None,
     ) -> None:
         """``input_meta`` (path, format, fingerprint) is journaled so ``resume`` can check it.
         ``transport``: send requests through this instead of aiohttp (tests, custom stacks).
         ``on_outcome``: called with each row's :class:`~bulkops.Outcome` as it is settled
         (after it is in the result files), on the event loop: keep it quick. An exception
-        it raises ends the job like one from the source."""
+        it raises ends the job like one from the source. ``account``: pace with the other
+        jobs of this account (one window, one daily budget)."""
         self.mode = Mode(mode)
         if self.mode is not Mode.NEW and not config.journal:
             raise ConfigError(f"{self.mode} needs the journal")
@@ -129,7 +133,25 @@ class Job:
         )
         self._transport = transport
         self.stats = JobStats()
-        self.limiter = RateLimiter(config.rate_limit, config.interval, adaptive=config.adaptive)
+        self._owned_account: Account | None = None
+        if account is None and config.redis_url is not None:
+            if not isinstance(config.token, Secret):
+                raise ConfigError(
+                    "redis_url needs a static token: the shared budget is keyed by its hash"
+                )
+            # Pace with the account's other processes; closed when the job ends.
+            account = self._owned_account = Account(
+                config.token,
+                config.base_url,
+                rate_limit=config.rate_limit,
+                interval=config.interval,
+                adaptive=config.adaptive,
+                redis_url=config.redis_url,
+            )
+        self._account_pacer = account.join(config) if account is not None else None
+        self.limiter: Pacer = self._account_pacer or RateLimiter(
+            config.rate_limit, config.interval, adaptive=config.adaptive
+        )
         self.scheduler = Scheduler(
             batch_size=config.max_batch, max_outstanding=config.max_outstanding
         )
@@ -236,7 +258,7 @@ class Job:
         status = JobStatus.ERROR
         error: BaseException | None = None
         try:
-            async with self._transport_cm() as transport:
+            async with self._transport_cm() as transport, self._owned_account_cm():
                 channel = self._channel = self._make_channel(transport)
                 schema = None
                 if config.preflight or config.id_property or config.mapping.match_labels:
@@ -377,6 +399,9 @@ class Job:
             return Borrowed(self._transport)
         return AiohttpTransport.from_config(self.config)
 
+    def _owned_account_cm(self) -> Any:
+        return self._owned_account or contextlib.nullcontext()
+
     def _make_channel(self, transport: Transport) -> Channel:
         config = self.config
         return Channel(
@@ -392,6 +417,7 @@ class Job:
             rng=self._rng,
             on_request=self._request_done if self.request_observers else None,
             log_fields=self._log_fields,
+            budget_spent=self._account_pacer.budget_spent if self._account_pacer else None,
         )
 
     def _request_done(self, done: RequestDone) -> None:
@@ -463,7 +489,7 @@ class Job:
             rows = _GatedRows(rows, self._row_gate)
         intake = self._intake = Intake(
             config,
-            rows,
+            _in_shard(rows, config.shard),
             scheduler=scheduler,
             settle=settle,
             settle_unparsed=settle_unparsed,
@@ -559,6 +585,14 @@ class _GatedRows:
             await aclose()
 
 
+def _in_shard(rows: AsyncIterable[RawRow], shard: tuple[int, int] | None) -> AsyncIterable[RawRow]:
+    if shard is None:
+        return rows
+    from ._shard import in_shard
+
+    return in_shard(rows, *shard)
+
+
 def _masking(secret: str) -> Callable[[str], str]:
     def mask(text: str) -> str:
         return text.replace(secret, "***") if secret else text
@@ -597,6 +631,7 @@ async def run_job(
     transport: Transport | None = None,
     on_outcome: Callable[[PublicOutcome], None] | None = None,
     handle_signals: bool = False,
+    account: Account | None = None,
 ) -> JobReport:
     """Run one job to the end and return its report (also written to ``out_dir/report.json``).
 
@@ -609,8 +644,10 @@ async def run_job(
     raises the typed error for a stop. Errors before the job starts (a bad ``out_dir``, a
     folder another process holds) raise :class:`~bulkops.ConfigError`; an exception from the
     source or ``on_outcome`` is raised as itself, never inside an ``ExceptionGroup``.
+    ``account``: share one rate budget with the account's other jobs (see
+    :class:`~bulkops.Account`).
     """
-    job = Job(config, source, transport=transport, on_outcome=on_outcome)
+    job = Job(config, source, transport=transport, on_outcome=on_outcome, account=account)
     if handle_signals:
         from ._embed import graceful_signals
 

@@ -28,6 +28,7 @@ No I/O here; the clock and sleep are injectable so tests can check exact timings
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import time
@@ -98,6 +99,8 @@ class RateLimiter:
         self._seen_ceiling = 0  # Max header last seen, even while unlimited
         self._last_decrease = -math.inf
         self._sends = 0  # for the repr only: JobStats counts the job's requests
+        self._fraction = 1.0  # of the cap we hold to (a process that lost its coordinator)
+        self._limit_before_hold: float | None = None
         self.daily_remaining: int | None = None
         self.daily_limit: int | None = None
         # Names of rate-limit headers whose value was ignored because it made no sense.
@@ -230,9 +233,30 @@ class RateLimiter:
     def cap(self) -> float:
         """The most we allow ourselves: the ceiling less what others use and a little reserve."""
         if self._others < 0.5:
-            return min(float(self._ceiling), self._user_cap)
-        reserve = max(1.0, self._ceiling * _SHARE_RESERVE)
-        return min(max(1.0, self._ceiling - self._others - reserve), self._user_cap)
+            whole = min(float(self._ceiling), self._user_cap)
+        else:
+            reserve = max(1.0, self._ceiling * _SHARE_RESERVE)
+            whole = min(max(1.0, self._ceiling - self._others - reserve), self._user_cap)
+        return whole if self._fraction >= 1.0 else max(1.0, whole * self._fraction)
+
+    def record(self, at: float) -> None:
+        """A send of the same account made elsewhere (another process, told by the
+        coordinator): counted in the window like our own, so the header learning does not take
+        it for another integration and the window check leaves room for it."""
+        bisect.insort(self._log, at)  # the log stays oldest first
+        self._prune(self._clock())
+
+    def hold_to(self, fraction: float) -> None:
+        """Allow ourselves only ``fraction`` of the cap (1.0: all of it) from now on."""
+        fraction = min(1.0, max(0.0, fraction))
+        if fraction < 1.0 and self._limit_before_hold is None:
+            self._limit_before_hold = self._limit
+        self._fraction = fraction
+        if fraction >= 1.0 and self._limit_before_hold is not None:
+            # Back to the whole: at once to where we were, not +0.25 a response from the share.
+            self._limit = max(self._limit, self._limit_before_hold)
+            self._limit_before_hold = None
+        self._limit = min(self._limit, self.cap)
 
     def on_rate_limited(self, policy: str, retry_after: float | None) -> float:
         """A 429: pause every sender and slow down. Returns the pause in seconds."""
