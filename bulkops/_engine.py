@@ -18,7 +18,6 @@ period, and every finished result and the report are still written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 import logging
 import os
@@ -33,34 +32,29 @@ import anyio
 
 from ._account import Account
 from ._channel import Channel, RequestDone, Waiting
-from ._config import MIN_ROWS_FOR_SHARE, JobConfig, Secret, config_to_meta
-from ._errors import INPUT_ERROR, ConfigError
+from ._config import JobConfig, Secret, config_to_meta
+from ._errors import ConfigError
 from ._http import Transport
 from ._intake import Intake, Resumed, Source, rows_of
 from ._jobdir import RETRY_DIR, JobFolder, check_writable, identify_input, start_result_files
 from ._journal import Journal
 from ._limiter import RateLimiter
 from ._log import job_log, with_fields
-from ._models import Item, Outcome
 from ._outcome import Outcome as PublicOutcome
-from ._outcome import public_outcome
 from ._pacer import Pacer
 from ._preflight import PropertySchema
 from ._report import (
-    JobInfo,
     JobReport,
     JobStatus,
-    iso_time,
-    run_report,
-    whole_job_report,
     write_report_file,
 )
+from ._reporter import Reporter
 from ._results import Committer, ResultWriter
 from ._scheduler import Scheduler
 from ._schema_read import read_schema
+from ._settle import Settler, failure_stop
 from ._sources import RawRow
 from ._stats import JobStats, Stop, StopLatch, StopReason
-from ._status import journal_counts
 from ._transport import AiohttpTransport, Borrowed
 from ._worker import Workers, dialects_for
 
@@ -166,7 +160,6 @@ class Job:
         self._cancel: anyio.CancelScope | None = None
         self._cancelled = False
         self._rng = random.Random()
-        self._started_wall = 0.0
         self.report_every = _REPORT_EVERY_S  # seconds between report.json snapshots
         # Called with every request that came back (bulkops.otel's duration histogram).
         self.request_observers: list[Callable[[RequestDone], None]] = []
@@ -237,7 +230,15 @@ class Job:
     async def run(self) -> JobReport:
         config = self.config
         self._started = time.monotonic()
-        started_wall = self._started_wall = time.time()
+        self._reporter = Reporter(
+            config,
+            input_name=self._input_name,
+            mode=self.mode.value,
+            stats=self.stats,
+            limiter=self.limiter,
+            intake=lambda: self._intake,
+            host=lambda: self._channel.host if self._channel else None,
+        )
         journal = self._open_journal()
         writer = ResultWriter(
             # A retry writes its own lines aside; the job's files are rebuilt from the journal.
@@ -279,7 +280,7 @@ class Job:
             raise
         finally:
             # No awaits here, so a cancellation (Ctrl-C) cannot interrupt writing the results.
-            report = self._finish(writer, journal, status, error, started_wall)
+            report = self._finish(writer, journal, status, error)
             self.report = report  # also when the run was cancelled or raised
         return report
 
@@ -289,7 +290,6 @@ class Job:
         journal: Journal | None,
         status: JobStatus,
         error: BaseException | None,
-        started_wall: float,
     ) -> JobReport:
         config = self.config
         if journal is not None:
@@ -307,7 +307,7 @@ class Job:
                 f"bulkops resume {shlex.quote(str(config.out_dir))} sends them",
             )
             status = JobStatus.STOPPED
-        report = self._run_report(status, stop, started_wall)
+        report = self._reporter.run_report(status, stop)
         folder = self._folder
         try:
             if folder is not None:
@@ -329,70 +329,6 @@ class Job:
             extra=with_fields(self._log_fields, rows=report.rows.read),
         )
         return report
-
-    def _run_report(self, status: JobStatus, stop: Stop | None, started_wall: float) -> JobReport:
-        """This run's report, from ``JobStats`` and the limiter (one owner per count)."""
-        config, intake = self.config, self._intake
-        report = run_report(
-            job=JobInfo(
-                operation=config.operation.value,
-                object_type=config.object_type,
-                api=config.api.value,
-                api_version=str(config.api_version),
-                host=self._channel.host if self._channel else _host_of(config.base_url),
-                id_property=config.id_property,
-                input=self._input_name,
-                out_dir=str(config.out_dir),
-                started_at=iso_time(started_wall),
-                finished_at=iso_time(time.time()),
-            ),
-            configured_limit=config.rate_limit,
-            status=status,
-            stop=stop,
-            elapsed=time.monotonic() - self._started,
-            rows_read=intake.rows_read if intake else 0,
-            reading_done=intake.exhausted if intake else False,
-            stats=self.stats,
-            limiter=self.limiter.stats(),
-            warnings=self._warnings(),
-        )
-        left = intake.left if intake else None
-        return dataclasses.replace(report, rows_left=left) if left else report
-
-    def _warnings(self) -> list[str]:
-        warnings = []
-        intake = self._intake
-        if intake is not None and intake.exhausted and intake.rows_read == 0:
-            warnings.append(f"the input {self._input_name} has no rows: nothing was sent")
-        if self.limiter.ignored_headers:
-            names = ", ".join(sorted(self.limiter.ignored_headers))
-            warnings.append(f"ignored rate-limit headers that made no sense: {names}")
-        return warnings
-
-    async def _refresh_report(self, journal: Journal | None, started_wall: float) -> None:
-        """Keep ``report.json`` current while the job runs (status ``running``), so that
-        ``bulkops status`` and a watching operator see rows read, rates and 429s."""
-        while True:
-            await anyio.sleep(self.report_every)
-            stop = self.latch.stop
-            status = JobStatus.RUNNING if stop is None else JobStatus.STOPPED
-            report = self._run_report(status, stop, started_wall)
-            if journal is not None:
-                # Counted from the last commit in a thread: the event loop does not wait.
-                counts = await anyio.to_thread.run_sync(
-                    journal_counts, journal.path, abandon_on_cancel=True
-                )
-                earlier = [JobReport.from_json(r) for r in journal.runs()]
-                report = whole_job_report(
-                    report,
-                    earlier,
-                    counts,
-                    mode=self.mode.value,
-                    skipped=self._intake.skipped if self._intake else 0,
-                )
-            # A snapshot is advice: a full disk must not end the job; the final write says so.
-            with contextlib.suppress(OSError):
-                write_report_file(self.config.out_dir, report)
 
     def _transport_cm(self) -> Any:
         if self._transport is not None:
@@ -450,32 +386,14 @@ class Job:
     ) -> None:
         config, stats, scheduler = self.config, self.stats, self.scheduler
         committer = Committer(journal, writer)
-        on_outcome, id_property = self._on_outcome, config.id_property
-        check_failures = self._check_failures if config.max_failures is not None else None
-
-        def settle(outcome: Outcome) -> None:
-            writer.record(outcome)
-            stats.outcome(outcome)
-            committer.dirty()
-            if check_failures is not None and not outcome.ok:
-                check_failures()
-            if on_outcome is not None:
-                on_outcome(public_outcome(outcome, id_property=id_property))
-
-        def settle_unparsed(raw: RawRow) -> None:
-            outcome = Outcome(
-                Item(raw.row, {}, {}),
-                False,
-                category=INPUT_ERROR,
-                message=raw.error or "unreadable record",
-            )
-            writer.record(outcome, source_line=raw.line)
-            stats.outcome(outcome)
-            committer.dirty()
-            if check_failures is not None:
-                check_failures()
-            if on_outcome is not None:
-                on_outcome(public_outcome(outcome, id_property=id_property))
+        settle = Settler(
+            writer=writer,
+            stats=stats,
+            committer=committer,
+            on_outcome=self._on_outcome,
+            id_property=config.id_property,
+            on_failure=self._check_failures if config.max_failures is not None else None,
+        )
 
         resumed = None
         if journal is not None and self.mode is not Mode.NEW:
@@ -492,7 +410,7 @@ class Job:
             _in_shard(rows, config.shard),
             scheduler=scheduler,
             settle=settle,
-            settle_unparsed=settle_unparsed,
+            settle_unparsed=settle.unparsed,
             latch=self.latch,
             schema=schema,
             resumed=resumed,
@@ -518,7 +436,7 @@ class Job:
             self._cancel = tg.cancel_scope
             tg.start_soon(intake.run)
             tg.start_soon(committer.run)
-            tg.start_soon(self._refresh_report, journal, self._started_wall)
+            tg.start_soon(self._reporter.keep_current, journal, self.latch, self.report_every)
             workers.start(tg)
             # The supervisor: the job is over when every row is finished or it is stopped;
             # after a stop, requests in flight get ``grace`` seconds to end.
@@ -531,31 +449,11 @@ class Job:
             tg.cancel_scope.cancel()
 
     def _check_failures(self) -> None:
-        """Stop once ``max_failures`` rows failed (this run's), or that share of the rows this
-        run took in, judged once at least ``MIN_ROWS_FOR_SHARE`` rows have finished.
-
-        The share is over rows taken in, not rows finished: a row refused at intake fails at
-        once while a good one waits for HubSpot, so the finished rows would overstate it."""
-        limit, stats, intake = self.config.max_failures, self.stats, self._intake
-        if limit is None or self.latch.is_set:
-            return
-        if isinstance(limit, float):
-            taken = intake.rows_read - intake.skipped if intake is not None else stats.finished
-            taken = max(taken, stats.finished)
-            if stats.finished < MIN_ROWS_FOR_SHARE or stats.failed < limit * taken:
-                return
-            what = f"{stats.failed} of {taken} rows failed (max_failures {limit:.0%})"
-        else:
-            if stats.failed < limit:
-                return
-            what = f"{stats.failed} rows failed (max_failures {limit})"
-        self.latch.set(
-            Stop(
-                StopReason.MAX_FAILURES,
-                f"{what}; see failed.jsonl, fix the cause and continue with "
-                "`bulkops resume OUT` (finished rows are kept)",
-            )
-        )
+        intake = self._intake
+        taken = intake.rows_read - intake.skipped if intake is not None else 0
+        stop = failure_stop(self.config.max_failures, self.stats, taken)
+        if stop is not None:
+            self.latch.set(stop)
 
 
 class _GatedRows:
