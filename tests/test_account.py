@@ -160,13 +160,13 @@ def test_a_job_on_another_token_host_or_rate_limit_is_refused() -> None:
 
 
 async def test_the_daily_budget_is_the_accounts_not_each_jobs(tmp_path: Path) -> None:
-    account = Account(Secret("pat-na1-x"), "http://hub.test", rate_limit=0, daily_budget=5)
+    account = Account(Secret("pat-test-x"), "http://hub.test", rate_limit=0, daily_budget=5)
     hubs = [MockHub(), MockHub()]
     reports = []
     for n, hub in enumerate(hubs):
         config = JobConfig(
             operation=Operation.CREATE,
-            token=Secret("pat-na1-x"),
+            token=Secret("pat-test-x"),
             base_url="http://hub.test",
             out_dir=tmp_path / str(n),
             batch_size=10,

@@ -22,7 +22,7 @@ from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 from .accounting import assert_accounted, assert_report_matches_files
 
 URL = "http://hubspot.test"
-NEW_TOKEN = "pat-na1-rotated-token-0002"
+NEW_TOKEN = "pat-test-rotated-token-0002"
 
 
 class Clock:
@@ -208,7 +208,7 @@ async def test_a_long_job_survives_a_token_rotated_while_it_runs(tmp_path: Path)
     assert_report_matches_files(tmp_path)
 
 
-@pytest.mark.parametrize("second", [DEFAULT_FAKE_TOKEN, "pat-na1-also-revoked"])
+@pytest.mark.parametrize("second", [DEFAULT_FAKE_TOKEN, "pat-test-also-revoked"])
 async def test_a_second_401_stops_the_job_for_auth(tmp_path: Path, second: str) -> None:
     provider = Tokens(DEFAULT_FAKE_TOKEN, second)
     async with FakeHubSpot(FakeConfig(rate_limit=None)) as fake:
@@ -267,15 +267,15 @@ async def test_the_environments_proxy_is_used_only_with_trust_env(
 
 # -- configuration ----------------------------------------------------------------------------
 
-BASE: dict[str, Any] = {"operation": Operation.CREATE, "token": Secret("pat-na1-x")}
+BASE: dict[str, Any] = {"operation": Operation.CREATE, "token": Secret("pat-test-x")}
 
 
 def test_plain_strings_for_operation_and_token_are_converted_or_refused_at_once() -> None:
-    config = JobConfig(operation="Create", token=" pat-na1-plain ")  # type: ignore[arg-type]
+    config = JobConfig(operation="Create", token=" pat-test-plain ")  # type: ignore[arg-type]
     assert config.operation is Operation.CREATE
-    assert config.token == Secret("pat-na1-plain")
+    assert config.token == Secret("pat-test-plain")
     with pytest.raises(ConfigError, match="operation 'creat' is not one of: create, "):
-        JobConfig(operation="creat", token="pat-na1-x")  # type: ignore[arg-type]
+        JobConfig(operation="creat", token="pat-test-x")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="token must be a Secret, a str or an async token"):
         JobConfig(operation=Operation.CREATE, token=42)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="token contains a line break") as caught:

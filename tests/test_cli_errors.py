@@ -24,7 +24,7 @@ from bulkops._checks import (
 )
 from bulkops._cli_guard import internal_error, redact, remember_secret, secrets_in_argv
 
-TOKEN = "pat-na1-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+TOKEN = "pat-test-cli-errors-not-a-real-token-0001"
 
 
 @pytest.fixture
@@ -185,10 +185,10 @@ def test_plain_http_beyond_this_machine_warns():
 @pytest.mark.parametrize(
     ("token", "what"),
     [
-        ("pat-na1-abc\ndef", "a line break at character 12"),
+        ("pat-xx1-abc\ndef", "a line break at character 12"),
         ("pat-na1\x00abc", "a control character at character 8"),
         ("pat na1", "a space"),
-        ("pat-na1-é", "a non-ASCII character"),
+        ("pat-test-é", "a non-ASCII character"),
     ],
 )
 def test_tokens_that_cannot_go_in_a_header(environ, capsys, tmp_path, token, what):

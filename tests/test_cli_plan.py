@@ -87,7 +87,7 @@ async def test_a_trial_run_sends_the_first_rows_and_resume_sends_the_rest(tmp_pa
 def test_a_dry_run_never_writes_into_a_job_folder(tmp_path, monkeypatch, capsys):
     import bulkops._cli as cli
 
-    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-test-cli-plan-not-a-real-token")
     src = tmp_path / "in.csv"
     write_csv(src, 3)
     out = tmp_path / "job"

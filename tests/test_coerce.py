@@ -92,7 +92,7 @@ def test_pandas_values_follow_the_schema() -> None:
 
 
 def test_the_config_refuses_an_unknown_zone_and_a_hook_that_is_not_callable() -> None:
-    base: dict[str, Any] = {"operation": Operation.CREATE, "token": Secret("pat-na1-x")}
+    base: dict[str, Any] = {"operation": Operation.CREATE, "token": Secret("pat-test-x")}
     with pytest.raises(ConfigError, match="timezone 'Mars/Olympus' is not a time zone name"):
         JobConfig(**base, timezone="Mars/Olympus")
     with pytest.raises(ConfigError, match=r"coerce\['score'\] must map a property name"):
@@ -118,7 +118,7 @@ async def test_a_job_coerces_by_the_schema_it_read(tmp_path: Path) -> None:
     ]
     config = JobConfig(
         operation=Operation.CREATE,
-        token=Secret("pat-na1-engine-test-token"),
+        token=Secret("pat-test-engine-test-token"),
         base_url="http://hub.test",
         out_dir=tmp_path,
         rate_limit=0,

@@ -8,7 +8,7 @@ import pytest
 
 from bulkops import ApiVersion, ConfigError, JobConfig, Operation, Secret
 
-TOKEN = Secret("pat-na1-config-test")
+TOKEN = Secret("pat-test-config-test")
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from bulkops._http import HttpRequest, HttpResponse
 from .accounting import assert_accounted, assert_report_matches_files
 from .mockhub import MockHub, tickets
 
-TOKEN = "pat-na1-embed-test-token"
+TOKEN = "pat-test-embed-test-token"
 
 
 def config(out: Path | None, **kw: Any) -> JobConfig:

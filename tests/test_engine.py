@@ -18,7 +18,7 @@ from bulkops.testing import json_response
 from .accounting import assert_accounted, assert_report_matches_files, read_jsonl
 from .mockhub import MockHub, tickets
 
-TOKEN = "pat-na1-engine-test-token"
+TOKEN = "pat-test-engine-test-token"
 
 
 def config(out: Path, op: Operation = Operation.CREATE, **kw: Any) -> JobConfig:

@@ -398,14 +398,14 @@ async def test_rotated_token_keeps_the_budget(http: aiohttp.ClientSession) -> No
     async with FakeHubSpot(FakeConfig(rate_limit=2)) as fake:
         async with http.get(fake.url + PROPS) as r:
             assert r.status == 200
-        fake.rotate_token(DEFAULT_FAKE_TOKEN, "pat-na1-new")
+        fake.rotate_token(DEFAULT_FAKE_TOKEN, "pat-test-new")
         async with http.get(fake.url + PROPS) as r:
             assert r.status == 401
-        new = {"Authorization": "Bearer pat-na1-new"}
+        new = {"Authorization": "Bearer pat-test-new"}
         statuses = []
         for _ in range(2):
             async with http.get(fake.url + PROPS, headers=new) as r:
                 statuses.append(r.status)
         assert statuses == [200, 429]  # one of the two slots was spent with the old token
         with pytest.raises(ValueError, match="already valid"):
-            fake.rotate_token("pat-na1-new", "pat-na1-new")
+            fake.rotate_token("pat-test-new", "pat-test-new")

@@ -194,7 +194,7 @@ def test_other_objects_are_not_frames() -> None:
 def job_config(out: Path) -> JobConfig:
     return JobConfig(
         operation=Operation.CREATE,
-        token=Secret("pat-na1-engine-test-token"),
+        token=Secret("pat-test-engine-test-token"),
         base_url="http://hub.test",
         out_dir=out,
         rate_limit=0,

@@ -36,7 +36,7 @@ def args(**kw: object) -> argparse.Namespace:
 
 
 def test_json_lines_carry_time_level_job_event_and_fields_and_never_the_token():
-    secret = "pat-na1-logfmt-" + "9" * 20
+    secret = "pat-test-logfmt-" + "9" * 20
     remember_secret(secret)
     fmt = JsonFormatter("out/job")
     rec = record(
@@ -192,7 +192,7 @@ async def test_quiet_keeps_stderr_to_warnings_and_a_stopped_job_still_ends_with_
 def test_an_output_file_that_cannot_be_written_stops_before_the_job(
     tmp_path, capsys, monkeypatch, flag
 ):
-    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-na1-" + "5" * 30)
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-test-" + "5" * 30)
     src = tmp_path / "in.csv"
     write_csv(src, 5)
     blocker = tmp_path / "a-file"

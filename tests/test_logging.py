@@ -17,7 +17,7 @@ from bulkops.testing import json_response
 
 from .mockhub import MockHub, tickets
 
-TOKEN = "pat-na1-logging-test-token-1234"
+TOKEN = "pat-test-logging-test-token-1234"
 
 
 def config(out: Path, **kw: Any) -> JobConfig:

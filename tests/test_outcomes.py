@@ -18,7 +18,7 @@ from bulkops._config import config_from_meta, config_to_meta
 from .accounting import assert_accounted, assert_report_matches_files, read_jsonl
 from .mockhub import MockHub, tickets
 
-TOKEN = "pat-na1-outcome-test-token"
+TOKEN = "pat-test-outcome-test-token"
 
 
 def config(out: Path, op: Operation = Operation.CREATE, **kw: Any) -> JobConfig:

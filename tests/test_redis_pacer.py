@@ -17,7 +17,7 @@ from .redisserver import RedisServer, redis_server
 
 __all__ = ["redis_server"]  # the fixture, used by name
 
-TOKEN = Secret("pat-na1-redis-test-token-1234")
+TOKEN = Secret("pat-test-redis-test-token-1234")
 LIMIT, INTERVAL = 20, 1.0
 
 

@@ -129,7 +129,7 @@ def test_a_v1_id_that_is_not_a_number_is_the_rows_input_error(record_id):
 
 
 # -- processes against the fake ------------------------------------------------------------------
-TOKEN = "pat-na1-7e57c0de-0000-4000-8000-5ecre7700000"
+TOKEN = "pat-test-security-not-a-real-token-7e57"
 HEADER = "subject,hs_pipeline,hs_pipeline_stage,hs_ticket_priority,external_id\n"
 
 

@@ -20,7 +20,7 @@ from bulkops._shard import parse_shard
 from .accounting import read_jsonl
 from .mockhub import MockHub, tickets
 
-TOKEN = "pat-na1-shard-test-token"
+TOKEN = "pat-test-shard-test-token"
 ROWS, N = 103, 3
 
 

@@ -24,7 +24,7 @@ from .accounting import assert_accounted, assert_report_matches_files, read_json
 from .mockhub import MockHub, tickets
 from .test_cli import run_cli
 
-TOKEN = "pat-na1-stop-errors-token"
+TOKEN = "pat-test-stop-errors-token"
 
 
 def config(out: Path, op: Operation = Operation.CREATE, **kw: Any) -> JobConfig:

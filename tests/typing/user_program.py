@@ -70,7 +70,7 @@ async def main(out: Path) -> list[str]:
 
     static = bulkops.JobConfig(
         operation=bulkops.Operation.CREATE,
-        token=bulkops.Secret("pat-na1-..."),
+        token=bulkops.Secret("pat-test-..."),
         out_dir=out / "static",
     )
     async with aiohttp.ClientSession() as session:
