@@ -421,7 +421,7 @@ class Job:
             channel=channel,
             scheduler=scheduler,
             dialects=dialects_for(config),
-            settle=settle,
+            settle=settle.many,
             stats=stats,
             latch=self.latch,
             operation=config.operation,

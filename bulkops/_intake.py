@@ -142,7 +142,7 @@ class Intake:
         self.left: int | None = None  # rows a trial run (--limit) left for resume
 
     async def run(self) -> None:
-        rows = self._rows
+        rows, scheduler = self._rows, self._scheduler
         yielded_at = time.monotonic()
         try:
             async for raw in rows:
@@ -170,7 +170,13 @@ class Intake:
                     self.rows_read -= 1
                     self.left = 1 + await _count_rest(rows)
                     break
-                if taken is not None and not await self._scheduler.put(taken[0], phase=taken[1]):
+                if taken is None:
+                    continue
+                # Admitted at once while there is room (no coroutine per row); else wait.
+                admitted = scheduler.try_put(taken[0], phase=taken[1])
+                if admitted is None:
+                    admitted = await scheduler.put(taken[0], phase=taken[1])
+                if not admitted:
                     break
             else:
                 self.exhausted = True
@@ -194,7 +200,7 @@ class Intake:
         (finished before, unreadable, invalid, or a create that may exist without a way to
         check)."""
         digest = row_digest(raw.data, None) if self._digests and raw.data else b""
-        done = self._finished.digest(raw.row)
+        done = self._finished.digest(raw.row) if self._resumed is not None else None
         if done is not None:
             if done and digest and done != digest:
                 raise _Refused(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
@@ -212,7 +218,7 @@ class Intake:
             return None
         item = checked
         item.digest = digest
-        in_flight = self._in_flight.has(raw.row)
+        in_flight = self._resumed is not None and self._in_flight.has(raw.row)
         if not in_flight and not raw.maybe_written:
             return item, Phase.WRITE
         # Sent before the stop with no outcome, or a retried AMBIGUOUS row: it may exist.

@@ -291,6 +291,24 @@ class Journal:
             )
         )
 
+    def record_many(
+        self, outcomes: Iterable[tuple[int, bool, bytes, str | None, bool | None, bytes]]
+    ) -> None:
+        """:meth:`record` for each ``(row, ok, line, category, new, digest)``."""
+        generation = self.generation
+        self._pending.extend(
+            (
+                row,
+                int(ok),
+                category,
+                None if new is None else int(new),
+                line,
+                digest or None,
+                generation,
+            )
+            for row, ok, line, category, new, digest in outcomes
+        )
+
     def mark_sent(self, rows: Iterable[int], digests: Iterable[bytes] = ()) -> int:
         """Commit at once that these create rows are about to be sent; returns the mark's id.
         One row per batch, not per record: this is on the hot path of every create.

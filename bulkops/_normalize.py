@@ -265,6 +265,9 @@ def _association_type(spec: Any) -> dict[str, Any]:
     return {"associationCategory": category.upper(), "associationTypeId": type_id}
 
 
+_PLAIN_NAMES_KEPT = 10_000  # bounded: a source whose rows all have other keys stays small
+
+
 class Normalizer:
     """Builds items for one job; holds the per-job choices so the per-record path stays short."""
 
@@ -286,13 +289,16 @@ class Normalizer:
         self._coerce = coerce or property_text
         self._hooked = bool(getattr(coerce, "has_hooks", False))
         self._wants_properties = operation in (Operation.CREATE, Operation.UPDATE, Operation.UPSERT)
+        # Column names already known to be plain properties (a text, not "id", not "assoc:..."):
+        # every row of a file repeats them, so each is checked once, not once per row.
+        self._plain: set[str] = set()
 
     def __call__(self, row: int, data: Mapping[str, Any]) -> Item:
         raw = data if isinstance(data, dict) else dict(data)
         props_in = raw.get("properties")
         associations: list[dict[str, Any]] | None = None
         properties: dict[str, str] = {}
-        if isinstance(props_in, Mapping):
+        if props_in is not None and isinstance(props_in, Mapping):
             source: Mapping[str, Any] = props_in
             if raw.get("associations") is not None:
                 associations = _check_associations(raw["associations"])
@@ -301,6 +307,7 @@ class Normalizer:
         keep_empty = self.empty_clears
         flat = source is raw
         coerce, hooked = self._coerce, self._hooked
+        plain = self._plain if flat else None
         for name, value in source.items():
             # The common case first: a string value (every CSV cell is one).
             if type(value) is str and not hooked:
@@ -314,12 +321,17 @@ class Normalizer:
                     value = ""  # None, NaN, NaT, pd.NA: empty, so --empty-clears clears
                 elif not value and not keep_empty:
                     continue
+            if plain is not None and name in plain:
+                properties[name] = value  # a column seen before: a plain property
+                continue
             if type(name) is not str:
                 raise InputError(f"property name {name!r} is not a string", field=str(name))
             if flat and (name == "id" or name[:6] == "assoc:"):
                 if name != "id":
                     associations = (associations or []) + _association_column(name, value)
                 continue
+            if plain is not None and len(plain) < _PLAIN_NAMES_KEPT:
+                plain.add(name)
             properties[name] = value
         return self._finish(row, raw, properties, associations)
 

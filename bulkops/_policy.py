@@ -215,6 +215,9 @@ def _parsed(batch: Batch, parsed: Parsed, ctx: Context) -> Verdict:
     done: list[Outcome] = []
     again: list[Item] = []
     for outcome in parsed.outcomes:
+        if outcome.ok:  # nearly every row: nothing to reconsider
+            done.append(outcome)
+            continue
         settled = _conflict_after_unknown(outcome, ctx)
         if settled is _READ_AGAIN:
             again.append(outcome.item)

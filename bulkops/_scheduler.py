@@ -25,7 +25,7 @@ import heapq
 import itertools
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -73,8 +73,16 @@ class Scheduler:
             self._intake_waiting = True
             space = self._space
             await space.wait()
+        admitted = self.try_put(item, phase=phase)
+        assert admitted is not None  # there is room, or the job is halted
+        return admitted
+
+    def try_put(self, item: Item, *, phase: Phase = Phase.WRITE) -> bool | None:
+        """:meth:`put` without waiting: None when the engine is full (then ``await put``)."""
         if self.halted:
             return False
+        if self.outstanding >= self.max_outstanding:
+            return None
         self.outstanding += 1
         key = item.key
         if key is not None:
@@ -120,17 +128,24 @@ class Scheduler:
     # -- feedback from workers ---------------------------------------------------------------
     def finish(self, item: Item) -> None:
         """The item has its final outcome: free its slot and let the next write to its key go."""
-        self.outstanding -= 1
-        key = item.key
-        if key is not None:
-            queue = self._waiting.get(key)
+        self.finish_many((item,))
+
+    def finish_many(self, items: Sequence[Item]) -> None:
+        """:meth:`finish` for each item (a batch's settled rows), waking the others once."""
+        self.outstanding -= len(items)
+        waiting, busy = self._waiting, self._busy
+        for item in items:
+            key = item.key
+            if key is None:
+                continue
+            queue = waiting.get(key) if waiting else None
             if queue:
                 nxt, phase = queue.popleft()
                 if not queue:
-                    del self._waiting[key]
+                    del waiting[key]
                 self._admit(nxt, phase)  # the key stays busy, now held by nxt
             else:
-                self._busy.discard(key)
+                busy.discard(key)
         # Wake a waiting intake once a batch's worth of room is free, not for every slot.
         if self._intake_waiting and self.outstanding <= self._low_water:
             self._intake_waiting = False

@@ -8,7 +8,7 @@ answer), goes through :class:`Settler`: the result line (and its journal record)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ._config import MIN_ROWS_FOR_SHARE
 from ._errors import INPUT_ERROR
@@ -48,6 +48,21 @@ class Settler:
             self._on_failure()
         if self._on_outcome is not None:
             self._on_outcome(public_outcome(outcome, id_property=self._id_property))
+
+    def many(self, outcomes: Sequence[Outcome]) -> None:
+        """A batch's outcomes, in the same order of steps as one: the files' buffer (and the
+        journal) for all, then the counts, then the threshold and the caller. One call per
+        batch rather than per row, because this runs for every record of every job."""
+        self._writer.record_many(outcomes)
+        self._stats.outcomes(outcomes)
+        self._committer.dirty()
+        if self._on_failure is not None:
+            for outcome in outcomes:
+                if not outcome.ok:
+                    self._on_failure()
+        if self._on_outcome is not None:
+            for outcome in outcomes:
+                self._on_outcome(public_outcome(outcome, id_property=self._id_property))
 
     def unparsed(self, raw: RawRow) -> None:
         """A record the reader could not parse: there is no input, only where it was."""

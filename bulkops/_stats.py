@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import anyio
@@ -123,6 +123,20 @@ class JobStats:
         self.latency_ewma = (
             latency if not self.latency_ewma else 0.9 * self.latency_ewma + (0.1 * latency)
         )
+
+    def outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """A batch's outcomes: the same counts as :meth:`outcome` for each, the clock read
+        once."""
+        succeeded = 0
+        for outcome in outcomes:
+            if outcome.ok and outcome.new is True:
+                succeeded += 1
+            else:
+                self.outcome(outcome)  # the rarer kinds, counted one by one
+        if succeeded:
+            self.succeeded += succeeded
+            self.created += succeeded
+            self.last_success_at = time.time()
 
     def outcome(self, outcome: Outcome) -> None:
         if outcome.ok:

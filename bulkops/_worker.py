@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,7 @@ class Workers:
         channel: Channel,
         scheduler: Scheduler,
         dialects: Dialects,
-        settle: Callable[[Outcome], None],
+        settle: Callable[[Sequence[Outcome]], None],
         stats: JobStats,
         latch: StopLatch,
         operation: Operation,
@@ -222,10 +222,10 @@ class Workers:
         scheduler = self._scheduler
         for action in verdict.actions:
             if isinstance(action, Settle):
-                for outcome in action.outcomes:
-                    finished.add(outcome.item.row)
-                    self._settle(outcome)
-                    scheduler.finish(outcome.item)
+                outcomes = action.outcomes
+                finished.update([outcome.item.row for outcome in outcomes])
+                self._settle(outcomes)
+                scheduler.finish_many([outcome.item for outcome in outcomes])
             elif isinstance(action, Retry):
                 _mark_maybe_written(action.items, action.maybe_written)
                 self._stats.resent_batches += 1
