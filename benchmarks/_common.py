@@ -16,8 +16,10 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,21 @@ TICKET_COLUMNS = (
 )
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "URGENT")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The embedded fake in its own process with no rate limit, no daily limit and no latency
+# (``python -m bulkops fake-server``): what the unthrottled benchmarks run against.
+UNTHROTTLED_FAKE_ARGS = (
+    "-m",
+    "bulkops",
+    "fake-server",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--rate-limit",
+    "0",
+    "--daily-limit",
+    "0",
+)
 
 
 def cpu_seconds() -> float:
@@ -176,6 +193,76 @@ def run_child(cmd: Sequence[str], timeout: float) -> dict[str, Any]:
             parsed: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
             return parsed
     raise RuntimeError(f"child exited {done.returncode} without a result line: {done.stdout!r}")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A child process measured from outside: its own rusage as ``os.wait4`` reports it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    wall_s: float  # from just before the fork to its exit being seen (polled every 10 ms)
+    user_s: float
+    sys_s: float
+    peak_rss_mib: float  # the child's ru_maxrss
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.sys_s
+
+    def result(self) -> dict[str, Any] | None:
+        """The JSON of its ``RESULT_PREFIX`` line, if it printed one."""
+        for line in self.stdout.splitlines():
+            if line.startswith(RESULT_PREFIX):
+                parsed: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
+                return parsed
+        return None
+
+
+def run_measured(
+    cmd: Sequence[str], timeout: float, *, env: Mapping[str, str] | None = None
+) -> Measured:
+    """Run ``cmd`` as a child (in its own session) and measure the whole process: user and
+    system CPU and peak RSS from ``os.wait4``, so the figures are that one process's, start-up
+    included, whatever it is (a CLI, a script). Its stdout and stderr are captured to files
+    (no pipe to fill). Killed, with its process group, after ``timeout`` seconds."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = now()
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=err,
+            env=dict(env) if env is not None else child_env(),
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if now() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                os.wait4(proc.pid, 0)
+                proc.returncode = -signal.SIGKILL  # reaped here: Popen must not wait again
+                raise RuntimeError(f"child ran longer than {timeout:.0f}s and was killed: {cmd!r}")
+            time.sleep(0.01)
+        wall = now() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        kib = usage.ru_maxrss
+        return Measured(
+            returncode=proc.returncode,
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
+            wall_s=wall,
+            user_s=usage.ru_utime,
+            sys_s=usage.ru_stime,
+            peak_rss_mib=kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024,
+        )
 
 
 def emit_result(result: dict[str, Any]) -> None:

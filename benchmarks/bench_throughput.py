@@ -47,19 +47,7 @@ TARGET_RSS_GROWTH = 0.10  # largest vs smallest size
 # A run is killed after FIXED + rows / FLOOR seconds: generous, but bounded.
 CHILD_TIMEOUT_FIXED_S = 60.0
 CHILD_TIMEOUT_FLOOR_RECORDS_PER_S = 2_000
-FAKE_CMD = (
-    "-m",
-    "bulkops",
-    "fake-server",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--rate-limit",
-    "0",
-    "--daily-limit",
-    "0",
-)
+FAKE_CMD = c.UNTHROTTLED_FAKE_ARGS
 
 
 def child_timeout(rows: int) -> float:
