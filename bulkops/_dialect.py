@@ -66,6 +66,11 @@ class Dialect(Protocol):
 
     def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed: ...
 
+    def parse_fast(self, items: Sequence[Item], response: HttpResponse) -> Parsed | None:
+        """The common 2xx answer (every row answered once, no errors) read without building
+        the whole body; None for anything else, which :meth:`parse_ok` then reads in full."""
+        ...
+
     def parse_rejection(
         self, items: Sequence[Item], response: HttpResponse
     ) -> Parsed | Rejected | Fatal: ...

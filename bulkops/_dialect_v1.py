@@ -78,6 +78,9 @@ class V1Dialect:
         params = [("properties", p) for p in self._read_props]
         return HttpRequest("POST", self.path, ids, params)
 
+    def parse_fast(self, items: Sequence[Item], response: HttpResponse) -> Parsed | None:
+        return None  # v1 answers are read in full (one ticket per request, no batch body)
+
     def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed:
         op = self.operation
         if op is Operation.ARCHIVE:

