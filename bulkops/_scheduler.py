@@ -21,6 +21,7 @@ Single event loop, no awaits inside the bookkeeping: no locks are needed.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import math
@@ -42,13 +43,15 @@ class Scheduler:
         max_outstanding: int,
         verify_batch_size: int = 100,
         linger: float = 0.02,
-        clock: Callable[[], float] = anyio.current_time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.batch_size = batch_size
         self.verify_batch_size = verify_batch_size
         self.max_outstanding = max_outstanding
         self.linger = linger
-        self._clock = clock
+        # The event loop's own clock by default: anyio.current_time finds the backend anew on
+        # every call, and the scheduler reads the clock for every row.
+        self._clock = clock or _loop_time
         self._ready: deque[Item] = deque()
         self._ready_since = math.inf
         self._waiting: dict[str, deque[tuple[Item, Phase]]] = {}
@@ -60,7 +63,7 @@ class Scheduler:
         self.outstanding = 0
         self.intake_closed = False
         self.halted = False
-        self._changed = anyio.Event()
+        self._idle: deque[anyio.Event] = deque()  # workers waiting in next_batch, in order
         self._space = anyio.Event()
         self._intake_waiting = False
         self._low_water = max(0, max_outstanding - batch_size)
@@ -108,7 +111,7 @@ class Scheduler:
 
     def close_intake(self) -> None:
         self.intake_closed = True
-        self._notify()
+        self._notify_all()  # a partial batch may go now, and idle workers may be done
         if self.outstanding == 0:
             self._over.set()
 
@@ -152,7 +155,7 @@ class Scheduler:
             self._space.set()
             self._space = anyio.Event()
         if self.outstanding == 0 and self.intake_closed:
-            self._notify()
+            self._notify_all()
             self._over.set()
 
     def retry(self, items: list[Item], *, delay: float = 0.0, phase: Phase = Phase.WRITE) -> None:
@@ -171,7 +174,7 @@ class Scheduler:
     def halt(self) -> None:
         """No new batches from now on; what is in flight may finish."""
         self.halted = True
-        self._notify()
+        self._notify_all()
         self._space.set()
         self._over.set()
 
@@ -184,13 +187,28 @@ class Scheduler:
             now = self._clock()
             batch = self._take(now)
             if batch is not None:
+                if self._ready or self._retry or self._verify or self._preformed:
+                    self._notify()  # more may be due: pass the turn on to another worker
                 return batch
             if self.intake_closed and self.outstanding == 0:
                 return None
             wake = self._next_wake(now)
-            changed = self._changed
-            with anyio.move_on_after(max(0.0, wake - now) if wake < math.inf else math.inf):
-                await changed.wait()
+            woken = anyio.Event()
+            self._idle.append(woken)
+            try:
+                if wake < math.inf:
+                    with anyio.move_on_after(max(0.0, wake - now)):
+                        await woken.wait()
+                else:
+                    await woken.wait()
+            except BaseException:
+                if woken.is_set():
+                    self._notify()  # cancelled with a wake-up it cannot use: pass it on
+                else:
+                    self._idle.remove(woken)
+                raise
+            if not woken.is_set():
+                self._idle.remove(woken)  # the wait timed out: no longer idle
 
     def _take(self, now: float) -> Batch | None:
         if self._preformed and self._preformed[0][0] <= now:
@@ -226,8 +244,15 @@ class Scheduler:
         return wake
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        """Something may be due: wake one idle worker (it passes the turn on if there is more).
+        Waking them all would have sixteen workers look for one batch, each time."""
+        if self._idle:
+            self._idle.popleft().set()
+
+    def _notify_all(self) -> None:
+        idle = self._idle
+        while idle:
+            idle.popleft().set()
 
     @property
     def queued(self) -> int:
@@ -247,6 +272,13 @@ class Scheduler:
             f"preformed={len(self._preformed)} waiting_keys={len(self._waiting)} "
             f"halted={self.halted}>"
         )
+
+
+def _loop_time() -> float:
+    try:
+        return asyncio.get_running_loop().time()  # what anyio.current_time gives on asyncio
+    except RuntimeError:  # another backend
+        return anyio.current_time()
 
 
 def _pop_due(heap: list[tuple[float, int, Item]], now: float, limit: int) -> list[Item]:
