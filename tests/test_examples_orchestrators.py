@@ -246,6 +246,17 @@ def load_dagster_example() -> ModuleType:
     return module
 
 
+def execute(dg: Any, defs: Any, run_config: Any, tmp_path: Path) -> Any:
+    """One run of the job "contacts_test" in this thread. The instance keeps its files in
+    tmp_path and is closed after the run (left to the garbage collector, its temporary
+    directory would warn in whichever test is running then)."""
+    with dg.DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        job = defs.resolve_job_def("contacts_test")
+        return job.execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
+
+
 async def test_a_dagster_retry_after_a_stop_resumes_and_writes_nothing_twice(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -277,9 +288,7 @@ async def test_a_dagster_retry_after_a_stop_resumes_and_writes_nothing_twice(
         run_config = dg.RunConfig({"hubspot_contacts": example.ContactsFile(input_path=str(src))})
 
         def run() -> Any:
-            return defs.resolve_job_def("contacts_test").execute_in_process(
-                run_config=run_config, instance=dg.DagsterInstance.ephemeral()
-            )
+            return execute(dg, defs, run_config, tmp_path)
 
         async with anyio.create_task_group() as tg:
 
@@ -331,9 +340,7 @@ async def test_a_dagster_stop_a_retry_cannot_fix_is_not_retried(tmp_path: Path) 
         run_config = dg.RunConfig({"hubspot_contacts": example.ContactsFile(input_path=str(src))})
 
         def run() -> Any:
-            return defs.resolve_job_def("contacts_test").execute_in_process(
-                run_config=run_config, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-            )
+            return execute(dg, defs, run_config, tmp_path)
 
         with anyio.fail_after(60):
             result = await anyio.to_thread.run_sync(run)
