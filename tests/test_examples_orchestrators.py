@@ -5,8 +5,10 @@
   retried with the same run id and resumes the job; a stop a retry cannot fix fails the task
   without a retry, and clearing the task resumes it. Every row is accounted for exactly once,
   nothing is created twice, and the token is in no output, log or file.
-* examples/06_dagster_op.py: the asset, with the real Dagster (``execute_in_process``); a try
-  that stopped is retried by Dagster's retry policy in the same run and resumes the job.
+* examples/06_dagster_op.py: the asset, with the real Dagster; a try that stopped is retried
+  by Dagster's retry policy in the same run and resumes the job; a stop a retry cannot fix is
+  not retried, and re-executing the failed run from failure (a new run, with the first as its
+  root) resumes the first run's job folder.
 * examples/07_notebook.py: its cells, each compiled with top-level await, as Jupyter runs them.
 """
 
@@ -350,6 +352,72 @@ async def test_a_dagster_stop_a_retry_cannot_fix_is_not_retried(tmp_path: Path) 
     (failure,) = [e for e in events if e.event_type_value == "STEP_FAILURE"]
     assert "job folder" in failure.step_failure_data.user_failure_data.description
     assert failure.step_failure_data.user_failure_data.metadata["status"].value == "stopped"
+
+
+def reexecution_job() -> Any:
+    """The example's asset in a job that Dagster can rebuild by name, as ``execute_job`` needs,
+    with its resource configured from the environment as a code location configures it."""
+    import dagster as dg
+
+    example = load_dagster_example()
+    hubspot = example.HubSpot(
+        token=dg.EnvVar("TEST_HUBSPOT_TOKEN"),
+        base_url=dg.EnvVar("TEST_HUBSPOT_URL"),
+        jobs_root=dg.EnvVar("TEST_JOBS_ROOT"),
+    )
+    job = dg.define_asset_job(
+        "contacts_test", selection=[example.hubspot_contacts], executor_def=dg.in_process_executor
+    )
+    defs = dg.Definitions(
+        assets=[example.hubspot_contacts], jobs=[job], resources={"hubspot": hubspot}
+    )
+    return defs.resolve_job_def("contacts_test")
+
+
+async def test_a_dagster_reexecution_from_failure_resumes_the_runs_job_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dg = pytest.importorskip("dagster")
+    src = write_contacts(tmp_path / "contacts.csv", 1000)
+    run_config = {"ops": {"hubspot_contacts": {"config": {"input_path": str(src)}}}}
+    # Request 6: the daily limit is spent. The step fails without a retry; the next day
+    # someone re-executes the run from failure: a new run, whose root is the first.
+    script = {6: ScriptedAnswer.rate_limited("DAILY")}
+    async with FakeHubSpot(fake_config(script=script)) as fake:
+        monkeypatch.setenv("TEST_HUBSPOT_TOKEN", TOKEN)
+        monkeypatch.setenv("TEST_HUBSPOT_URL", fake.url)
+        monkeypatch.setenv("TEST_JOBS_ROOT", str(tmp_path / "jobs"))
+
+        (tmp_path / "dagster").mkdir()
+
+        def runs() -> dict[str, Any]:
+            with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+                job = dg.reconstructable(reexecution_job)
+                first = dg.execute_job(job, instance, run_config=run_config)
+                options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+                again = dg.execute_job(job, instance, reexecution_options=options)
+                run = instance.get_run_by_id(again.run_id)
+                assert run is not None
+                (materialization,) = again.asset_materializations_for_node("hubspot_contacts")
+                return {
+                    "first": (first.success, first.run_id),
+                    "again": (again.success, again.run_id, run.root_run_id),
+                    "meta": {k: v.value for k, v in materialization.metadata.items()},
+                }
+
+        with anyio.fail_after(120):
+            got = await anyio.to_thread.run_sync(runs)
+        assert_written_once(fake, 1000)
+    first_ok, first_id = got["first"]
+    again_ok, again_id, root_id = got["again"]
+    assert not first_ok and again_ok and again_id != first_id and root_id == first_id
+    meta = got["meta"]
+    folder = Path(str(meta["job_folder"]))
+    assert folder == tmp_path / "jobs" / "hubspot_contacts" / first_id  # the first run's
+    assert meta["mode"] == "resume" and meta["runs"] == 2
+    assert meta["succeeded"] == 990 and meta["failed"] == 10
+    assert_accounted(folder, 1000)
+    assert_no_token(json.dumps(meta, default=str), folder=tmp_path / "jobs")
 
 
 # -- the notebook ---------------------------------------------------------------------------
