@@ -24,6 +24,7 @@ HubSpot's pace (``--rate-limit 190``), p50 under 1 ms and max 8-13 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -163,7 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the job's requests per 10 s (default 0: unthrottled, the worst case; 190 is "
         "a HubSpot Professional account's pace)",
     )
+    parser.add_argument(
+        "--gc",
+        choices=("default", "batch", "both"),
+        default="both",
+        help="the garbage collector as CPython sets it, tuned by bulkops.batch_gc() around "
+        "the job, or each (default)",
+    )
     args = parser.parse_args(argv)
+    gc_modes = ("default", "batch") if args.gc == "both" else (args.gc,)
     kinds = [k.strip() for k in args.sources.split(",") if k.strip()]
     unknown = sorted(set(kinds) - set(SOURCES))
     if unknown or args.rows < 1:
@@ -175,12 +184,21 @@ def main(argv: list[str] | None = None) -> int:
         c.write_tickets_csv(csv_path, args.rows, prefix="lag")
         results.append(anyio.run(baseline))
         for kind in kinds:
-            # A fresh fake per source: its store never carries records into the next run.
-            with c.fake_process(c.python_cmd(*FAKE_CMD)) as (_, url):
-                print(f"  {kind}: {args.rows:,} rows -> {url}", file=sys.stderr, flush=True)
-                results.append(
-                    anyio.run(measure, kind, args.rows, url, work, csv_path, args.rate_limit)
-                )
+            for gc_mode in gc_modes:
+                # A fresh fake per run: its store never carries records into the next one.
+                with c.fake_process(c.python_cmd(*FAKE_CMD)) as (_, url):
+                    print(
+                        f"  {kind}, {gc_mode} gc: {args.rows:,} rows -> {url}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    tuned = bulkops.batch_gc() if gc_mode == "batch" else contextlib.nullcontext()
+                    with tuned:
+                        result = anyio.run(
+                            measure, kind, args.rows, url, work, csv_path, args.rate_limit
+                        )
+                    result["source"] += f", {gc_mode} gc"
+                    results.append(result)
     headers = ["source", "rows", "records/s", "ticks", "p50 ms", "p99 ms", "max ms"]
     table = [
         [r["source"], r["rows"], r["records_per_s"], r["ticks"], r["p50_ms"], r["p99_ms"],

@@ -20,6 +20,7 @@ from ._embed import RunningJob, graceful_signals, open_job, run_job_sync
 from ._engine import Job, Mode, Progress, Source, run_job
 from ._errors import BulkOpsError, Category, ConfigError, InputError
 from ._frames import DataFrameLike, read_parquet
+from ._gc import batch_gc
 from ._http import HttpRequest, HttpResponse, Transport, TransportFailure
 from ._mapping import ColumnMapping
 from ._models import Api, Operation
@@ -117,6 +118,7 @@ __all__ = [
     "Unreachable",
     "Written",
     "__version__",
+    "batch_gc",
     "dry_run",
     "from_iterable",
     "graceful_signals",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import dataclasses
-import gc
 import logging
 import os
 import shlex
@@ -47,6 +46,7 @@ from ._console import count_rows, drive
 from ._engine import Job, Mode
 from ._errors import ConfigError
 from ._failed_input import read_failed_file
+from ._gc import batch_gc
 from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import JobFolderBusy, lock_holder
@@ -759,25 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def entry() -> int:
     """The ``bulkops`` command (and ``python -m bulkops``): :func:`main` in a process of its
-    own, whose garbage collector it may tune."""
-    tune_gc_for_batch_work()
-    return main()
-
-
-def tune_gc_for_batch_work() -> None:
-    """CPython's collector runs when allocations outnumber frees by 700, and each run walks
-    every young container: a job keeps thousands of rows in flight (dicts, items), so at the
-    default it spends ~15% of its CPU walking them again and again (~3 us a record, measured
-    with benchmarks/bench_cpu.py). The engine's objects are freed by reference counting; the
-    collector only has cycles to find, which are rare here. So: the imported modules' objects
-    are frozen out of its view, and it runs a hundred times less often. Only for a process of
-    our own: a library must not change its host's collector (docs/library.md says how)."""
-    gc.freeze()
-    _, second, third = gc.get_threshold()
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, second, third)
-
-
-_GC_YOUNG_THRESHOLD = 70_000
+    own, with the garbage collector tuned for bulk work (bulkops._gc)."""
+    with batch_gc():
+        return main()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
