@@ -103,7 +103,7 @@ def source_of(kind: str, rows: int, csv_path: Path) -> Any:
 
 
 async def measure(
-    kind: str, rows: int, url: str, work: Path, csv_path: Path, rate_limit: int = 0
+    kind: str, rows: int, url: str, work: Path, csv_path: Path, rate_limit: int = 0, tag: str = ""
 ) -> dict[str, Any]:
     config = bulkops.JobConfig(
         operation=bulkops.Operation.CREATE,
@@ -111,7 +111,7 @@ async def measure(
         base_url=url,
         rate_limit=rate_limit,
         id_property="external_id",
-        out_dir=work / f"out-{kind}",
+        out_dir=work / f"out-{kind}{tag}",
         journal=JOURNAL,
     )
     source = source_of(kind, rows, csv_path)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     tuned = bulkops.batch_gc() if gc_mode == "batch" else contextlib.nullcontext()
                     with tuned:
                         result = anyio.run(
-                            measure, kind, args.rows, url, work, csv_path, args.rate_limit
+                            measure, kind, args.rows, url, work, csv_path, args.rate_limit, gc_mode
                         )
                     result["source"] += f", {gc_mode} gc"
                     results.append(result)

@@ -143,40 +143,51 @@ class Intake:
 
     async def run(self) -> None:
         rows, scheduler = self._rows, self._scheduler
+        # Our readers hand over what they have already read without an await per row.
+        drain: Callable[[], list[RawRow]] | None = getattr(rows, "drain_buffered", None)
         yielded_at = time.monotonic()
         try:
-            async for raw in rows:
-                if self.rows_read % _CHECK_EVERY_ROWS == 0:
-                    # Normalising never waits, and neither does the scheduler until it is
-                    # full: let the loop's other tasks (the host program's too) run.
-                    now = time.monotonic()
-                    if now - yielded_at >= _YIELD_EVERY_S:
-                        await anyio.lowlevel.checkpoint()
-                        yielded_at = time.monotonic()
-                if self.rows_read == 0 and (
-                    problem := self._check.header_problem(getattr(rows, "header", None))
-                ):
-                    # A mistake in the header is one error, before the first write.
-                    self._latch.set(Stop(StopReason.INPUT, problem))
-                    break
-                self.rows_read += 1
-                try:
-                    taken = self._take(raw)
-                except _Refused as refused:
-                    self._latch.set(refused.stop)
-                    break
-                except _LimitReached:
-                    # A trial run: this row and the rest stay unprocessed, for resume.
-                    self.rows_read -= 1
-                    self.left = 1 + await _count_rest(rows)
-                    break
-                if taken is None:
-                    continue
-                # Admitted at once while there is room (no coroutine per row); else wait.
-                admitted = scheduler.try_put(taken[0], phase=taken[1])
-                if admitted is None:
-                    admitted = await scheduler.put(taken[0], phase=taken[1])
-                if not admitted:
+            async for first in rows:
+                pending = [first, *drain()] if drain is not None else [first]
+                stopped = False
+                for index, raw in enumerate(pending):
+                    if self.rows_read % _CHECK_EVERY_ROWS == 0:
+                        # Normalising never waits, and neither does the scheduler until it is
+                        # full: let the loop's other tasks (the host program's too) run.
+                        now = time.monotonic()
+                        if now - yielded_at >= _YIELD_EVERY_S:
+                            await anyio.lowlevel.checkpoint()
+                            yielded_at = time.monotonic()
+                    if self.rows_read == 0 and (
+                        problem := self._check.header_problem(getattr(rows, "header", None))
+                    ):
+                        # A mistake in the header is one error, before the first write.
+                        self._latch.set(Stop(StopReason.INPUT, problem))
+                        stopped = True
+                        break
+                    self.rows_read += 1
+                    try:
+                        taken = self._take(raw)
+                    except _Refused as refused:
+                        self._latch.set(refused.stop)
+                        stopped = True
+                        break
+                    except _LimitReached:
+                        # A trial run: this row and the rest stay unprocessed, for resume.
+                        self.rows_read -= 1
+                        self.left = len(pending) - index + await _count_rest(rows)
+                        stopped = True
+                        break
+                    if taken is None:
+                        continue
+                    # Admitted at once while there is room (no coroutine per row); else wait.
+                    admitted = scheduler.try_put(taken[0], phase=taken[1])
+                    if admitted is None:
+                        admitted = await scheduler.put(taken[0], phase=taken[1])
+                    if not admitted:
+                        stopped = True
+                        break
+                if stopped:
                     break
             else:
                 self.exhausted = True

@@ -12,8 +12,8 @@ from bulkops import run_job_sync
 from bulkops._gc import YOUNG_THRESHOLD
 
 from .accounting import assert_accounted
-from .mockhub import MockHub
-from .test_embed import config, tickets
+from .mockhub import MockHub, tickets
+from .test_embed import config
 
 
 def test_batch_gc_tunes_while_inside_and_restores_everything() -> None:
