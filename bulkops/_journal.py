@@ -31,10 +31,13 @@ import json
 import os
 import sqlite3
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import orjson
 
 from ._errors import ConfigError
@@ -129,6 +132,32 @@ def _as_text(value: Any) -> Any:
     return str(value)
 
 
+_T = TypeVar("_T")
+_Outcome = tuple[int, int, str | None, int | None, bytes, bytes | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Writes:
+    """What is buffered for the next commit: outcomes, marks to drop, marks to shrink."""
+
+    pending: list[_Outcome]
+    released: list[tuple[int]]
+    kept: list[tuple[array[int], int]]
+
+    def any(self) -> bool:
+        return bool(self.pending or self.released or self.kept)
+
+
+def _mark(
+    rows: Iterable[int], digests: Iterable[bytes], generation: int
+) -> tuple[bytes, bytes | None, int]:
+    numbers = array("q", rows)
+    packed = b"".join(digests)
+    if packed and len(packed) != DIGEST_SIZE * len(numbers):
+        raise ValueError(f"mark_sent: give one {DIGEST_SIZE}-byte digest per row, or none")
+    return numbers.tobytes(), packed or None, generation
+
+
 class Journal:
     """One job's journal. ``Journal(path)`` creates a new one when ``path`` does not exist, and
     otherwise checks it (raising :class:`JournalError`) and upgrades an older schema.
@@ -166,9 +195,11 @@ class Journal:
             raise
         self.generation = int(self._meta_value("generation") or 0)
         self._closed = False
-        self._pending: list[tuple[int, int, str | None, int | None, bytes, bytes | None, int]] = []
+        self._pending: list[_Outcome] = []
         self._released: list[tuple[int]] = []  # marks to drop at the next commit
         self._kept: list[tuple[array[int], int]] = []  # marks to shrink: (rows still unknown, id)
+        self._thread_limiter: anyio.CapacityLimiter | None = None
+        self._writes_in_thread = 0
 
     @classmethod
     def create(cls, path: Path, meta: Mapping[str, Any]) -> Journal:
@@ -313,17 +344,51 @@ class Journal:
         """Commit at once that these create rows are about to be sent; returns the mark's id.
         One row per batch, not per record: this is on the hot path of every create.
         ``digests``: one :func:`row_digest` per row, in the same order (or none at all)."""
-        numbers = array("q", rows)
-        packed = b"".join(digests)
-        if packed and len(packed) != DIGEST_SIZE * len(numbers):
-            raise ValueError(f"mark_sent: give one {DIGEST_SIZE}-byte digest per row, or none")
+        self._no_write_in_thread()
+        return self._write_mark(self._take(), _mark(rows, digests, self.generation))
+
+    async def mark_sent_in_thread(self, rows: Iterable[int], digests: Iterable[bytes] = ()) -> int:
+        """:meth:`mark_sent` (with the outcomes buffered so far) in the journal's writing
+        thread, so the event loop does not wait for SQLite; returns once it is committed."""
+        mark = _mark(rows, digests, self.generation)
+        return await self._in_thread(self._write_mark, self._take(), mark)
+
+    async def commit_in_thread(self) -> None:
+        """:meth:`commit` in the journal's writing thread. What was buffered when it was
+        called is committed when it returns; writes run one at a time, in the order asked."""
+        writes = self._take()
+        if writes.any():
+            await self._in_thread(self._write_writes, writes)
+
+    async def _in_thread(self, work: Callable[..., _T], *args: Any) -> _T:
+        # One thread, one write at a time, in order (anyio's limiter is first come, first
+        # served): SQLite does the work with the GIL released, beside the event loop.
+        # Shielded: what was taken from the buffers must be written even if the caller is
+        # cancelled meanwhile (while queued behind another write too), and no write may be
+        # left running once the job's tasks are done and the journal is used directly again.
+        if self._thread_limiter is None:
+            self._thread_limiter = anyio.CapacityLimiter(1)
+        self._writes_in_thread += 1
+        try:
+            with anyio.CancelScope(shield=True):
+                done = await anyio.to_thread.run_sync(work, *args, limiter=self._thread_limiter)
+        finally:
+            self._writes_in_thread -= 1
+        return done
+
+    def _no_write_in_thread(self) -> None:
+        if self._writes_in_thread:
+            raise RuntimeError("the journal is being written in its thread: await that first")
+
+    def _write_mark(self, writes: _Writes, mark: tuple[bytes, bytes | None, int]) -> int:
         with self._transaction():
-            self._flush()
-            cursor = self._db.execute(
-                "INSERT INTO sent(rows, digests, gen) VALUES (?, ?, ?)",
-                (numbers.tobytes(), packed or None, self.generation),
-            )
+            self._write(writes)
+            cursor = self._db.execute("INSERT INTO sent(rows, digests, gen) VALUES (?, ?, ?)", mark)
         return int(cursor.lastrowid or 0)
+
+    def _write_writes(self, writes: _Writes) -> None:
+        with self._transaction():
+            self._write(writes)
 
     def release_mark(self, mark: int, still_unknown: Iterable[int] = ()) -> None:
         """The batch was settled: drop its mark, or keep only the rows whose outcome is still
@@ -336,26 +401,34 @@ class Journal:
             self._released.append((mark,))
 
     def commit(self) -> None:
-        if self._pending or self._released or self._kept:
-            with self._transaction():
-                self._flush()
+        """Commit what is buffered, on the calling thread (none may be writing meanwhile: the
+        engine commits in the journal's thread while its tasks run, and directly after)."""
+        self._no_write_in_thread()
+        writes = self._take()
+        if writes.any():
+            self._write_writes(writes)
 
     def _flush(self) -> None:
-        if self._released:
-            self._db.executemany("DELETE FROM sent WHERE id = ?", self._released)
-            self._released.clear()
-        if self._kept:
-            # Rare (rows whose outcome is unknown), so reading the mark back costs nothing.
-            for keep, mark in self._kept:
-                self._shrink_mark(mark, keep)
-            self._kept.clear()
-        if self._pending:
+        self._write(self._take())
+
+    def _take(self) -> _Writes:
+        """What is buffered, handed over (on the event loop's thread) to be written."""
+        writes = _Writes(self._pending, self._released, self._kept)
+        self._pending, self._released, self._kept = [], [], []
+        return writes
+
+    def _write(self, writes: _Writes) -> None:
+        if writes.released:
+            self._db.executemany("DELETE FROM sent WHERE id = ?", writes.released)
+        # Rare (rows whose outcome is unknown), so reading the mark back costs nothing.
+        for keep, mark in writes.kept:
+            self._shrink_mark(mark, keep)
+        if writes.pending:
             self._db.executemany(
                 "INSERT OR REPLACE INTO outcomes(row, ok, category, new, line, digest, gen)"
                 " VALUES (?,?,?,?,?,?,?)",
-                self._pending,
+                writes.pending,
             )
-            self._pending.clear()
 
     def _shrink_mark(self, mark: int, keep: array[int]) -> None:
         found = self._db.execute("SELECT rows, digests FROM sent WHERE id = ?", (mark,)).fetchone()

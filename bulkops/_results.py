@@ -179,11 +179,22 @@ class ResultWriter:
         elif len(ok_buf) + len(self._bad_buf) > _FLUSH_BYTES:
             self.flush()
 
-    def flush(self) -> None:
-        for buf, f in ((self._ok_buf, self._ok), (self._bad_buf, self._bad)):
-            if buf:
-                _write_all(f.fileno(), buf)
-                buf.clear()
+    def buffered(self) -> tuple[int, int]:
+        """How much is buffered now, for :meth:`flush` ``upto``: the lines up to this point."""
+        return len(self._ok_buf), len(self._bad_buf)
+
+    def flush(self, upto: tuple[int, int] | None = None) -> None:
+        """Write the buffered lines; ``upto``: only those buffered by then (:meth:`buffered`),
+        the rest stay for a later flush."""
+        for index, (buf, f) in enumerate(((self._ok_buf, self._ok), (self._bad_buf, self._bad))):
+            size = len(buf) if upto is None else upto[index]
+            if size == len(buf):
+                if buf:
+                    _write_all(f.fileno(), buf)
+                    buf.clear()
+            elif size:
+                _write_all(f.fileno(), buf[:size])
+                del buf[:size]
 
     def close(self) -> None:
         self.flush()
@@ -226,23 +237,26 @@ class Committer:
         self._dirty.set()
 
     async def run(self) -> None:
-        unflushed = False  # committed lines not in the files yet
+        committed: tuple[int, int] | None = None  # the buffered lines the journal now holds
         while True:
             # Committed lines reach the files within a second even if nothing else settles
             # meanwhile (a long pause, an outage, a slow request): wait no longer than that.
             wait = _FLUSH_FILES_EVERY_S - (time.monotonic() - self._flushed)
-            with anyio.move_on_after(max(0.0, wait) if unflushed else math.inf):
+            with anyio.move_on_after(max(0.0, wait) if committed is not None else math.inf):
                 await self._dirty.wait()
             if self._dirty.is_set():
                 await anyio.sleep(_COMMIT_EVERY_S)
                 self._dirty = anyio.Event()
+                # The lines buffered so far and their journal records are taken at this one
+                # instant (no await between): once the commit returns, they are all durable.
+                # Rows settled during the commit (it runs in the journal's thread) wait for the
+                # next one, so a file never runs ahead of the journal.
+                point = self._writer.buffered()
                 if self._journal is not None:
-                    self._journal.commit()
-                unflushed = True
-            # No await since the commit (and nothing settled after it when the wait ran out),
-            # so the buffers hold committed lines only: a file never runs ahead of the journal.
+                    await self._journal.commit_in_thread()
+                committed = point
             now = time.monotonic()
-            if unflushed and now - self._flushed >= _FLUSH_FILES_EVERY_S:
+            if committed is not None and now - self._flushed >= _FLUSH_FILES_EVERY_S:
                 self._flushed = now
-                self._writer.flush()
-                unflushed = False
+                self._writer.flush(upto=committed)
+                committed = None

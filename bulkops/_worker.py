@@ -172,7 +172,7 @@ class Workers:
         mark = None
         if self._marks_sent and batch.phase is Phase.WRITE and self._journal is not None:
             # Before the request leaves: a crash from here on must not lead to a blind resend.
-            mark = self._journal.mark_sent(it.row for it in batch.items)
+            mark = await self._journal.mark_sent_in_thread(it.row for it in batch.items)
         kind = (
             "verify"
             if batch.phase is Phase.VERIFY

@@ -1,0 +1,110 @@
+"""The journal written in its own thread while a job runs: in the order asked, never lost to a
+cancellation, never beside a direct write; and the result files never ahead of it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from bulkops._journal import Journal, _Writes
+from bulkops._results import Committer, ResultWriter
+
+
+def committed(path: Path) -> dict[int, bytes]:
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT row, line FROM outcomes"))
+
+
+class HeldJournal(Journal):
+    """Each write in the thread waits until the test allows one more (``allow.release()``)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.allow = threading.Semaphore(0)
+        self.writing = threading.Event()
+
+    def _write_writes(self, writes: _Writes) -> None:
+        self.writing.set()
+        assert self.allow.acquire(timeout=10)
+        super()._write_writes(writes)
+
+
+async def test_writes_in_the_thread_land_in_the_order_asked(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.record(1, False, b"first", "X", None)
+    mark = await journal.mark_sent_in_thread([2, 3])
+    journal.record(1, True, b"second", None, True)  # row 1 settled again, later
+    journal.release_mark(mark)
+    await journal.commit_in_thread()
+    assert committed(journal.path) == {1: b"second"}
+    assert journal.sent_unfinished_rows is not None
+    assert list(journal.sent_unfinished_rows()) == []  # the mark was dropped
+    journal.close()
+
+
+async def test_a_cancelled_commit_still_writes_what_it_took(tmp_path: Path) -> None:
+    journal = HeldJournal(tmp_path / "j.sqlite")
+    journal.record(1, True, b"one", None, True)
+    journal.record(2, True, b"two", None, True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.commit_in_thread)
+        await anyio.to_thread.run_sync(journal.writing.wait)
+        journal.record(3, True, b"three", None, True)
+        tg.start_soon(journal.commit_in_thread)  # queued behind the first
+        await anyio.lowlevel.checkpoint()  # the second caller queues for the thread
+        tg.cancel_scope.cancel()  # both callers cancelled: neither write may be lost
+        journal.allow.release(2)
+    assert committed(journal.path) == {1: b"one", 2: b"two", 3: b"three"}
+    journal.close()
+
+
+async def test_a_direct_write_while_the_thread_writes_is_refused(tmp_path: Path) -> None:
+    journal = HeldJournal(tmp_path / "j.sqlite")
+    journal.record(1, True, b"one", None, True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.commit_in_thread)
+        await anyio.to_thread.run_sync(journal.writing.wait)
+        with pytest.raises(RuntimeError, match="await that first"):
+            journal.commit()
+        with pytest.raises(RuntimeError, match="await that first"):
+            journal.mark_sent([5])
+        journal.allow.release()
+    journal.commit()  # once it is done, direct writes are fine again
+    journal.close()
+
+
+async def test_lines_settled_during_a_commit_wait_for_the_next_one(tmp_path: Path) -> None:
+    journal = HeldJournal(tmp_path / "j.sqlite")
+    writer = ResultWriter(tmp_path / "out", journal=journal)
+    committer = Committer(journal, writer)
+    succeeded = tmp_path / "out" / "succeeded.jsonl"
+
+    def settle(row: int) -> None:
+        line = b'{"row":%d}' % row
+        writer._ok_buf += line + b"\n"  # what ResultWriter.record buffers, with its record
+        journal.record(row, True, line, None, True)
+        committer.dirty()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(committer.run)
+        settle(1)
+        await anyio.to_thread.run_sync(journal.writing.wait)  # row 1's commit is running
+        settle(2)  # settled meanwhile: in the buffer, not in this commit
+        journal.writing.clear()
+        journal.allow.release()
+        await anyio.to_thread.run_sync(journal.writing.wait)  # the next commit (row 2)
+        # Row 1 is committed and may be in the file by now; row 2 is not committed yet.
+        assert committed(journal.path) == {1: b'{"row":1}'}
+        assert b'"row":2' not in succeeded.read_bytes()
+        tg.cancel_scope.cancel()
+        journal.allow.release()
+    journal.commit()
+    writer.close()
+    assert committed(journal.path).keys() == {1, 2}
+    assert succeeded.read_bytes().count(b"\n") == 2
+    journal.close()
