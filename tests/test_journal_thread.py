@@ -42,7 +42,6 @@ async def test_writes_in_the_thread_land_in_the_order_asked(tmp_path: Path) -> N
     journal.release_mark(mark)
     await journal.commit_in_thread()
     assert committed(journal.path) == {1: b"second"}
-    assert journal.sent_unfinished_rows is not None
     assert list(journal.sent_unfinished_rows()) == []  # the mark was dropped
     journal.close()
 
@@ -107,4 +106,23 @@ async def test_lines_settled_during_a_commit_wait_for_the_next_one(tmp_path: Pat
     writer.close()
     assert committed(journal.path).keys() == {1, 2}
     assert succeeded.read_bytes().count(b"\n") == 2
+    journal.close()
+
+
+async def test_a_sent_mark_waits_behind_a_commit_in_the_thread(tmp_path: Path) -> None:
+    journal = HeldJournal(tmp_path / "j.sqlite")
+    journal.record(1, True, b"one", None, True)
+    marks: list[int] = []
+
+    async def mark() -> None:
+        marks.append(await journal.mark_sent_in_thread([7, 8]))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.commit_in_thread)
+        await anyio.to_thread.run_sync(journal.writing.wait)
+        tg.start_soon(mark)  # the thread is busy: the mark queues behind the commit
+        await anyio.lowlevel.checkpoint()
+        assert not marks
+        journal.allow.release()
+    assert marks and list(journal.sent_unfinished_rows()) == [7, 8]
     journal.close()
