@@ -15,10 +15,9 @@ in its own process, so the lag measured is bulkops' own, not the fake's. Every j
 (``--rows``) and time-limited. Printed: rows/s and the ticker's p50, p99 and max lag per
 source; the target is a max under 20 ms.
 
-Measured on the 2-core development VM (shared with other work, so figures vary by run):
-unthrottled, 50,000 rows at 20-50k records/s, p50 7-21 ms, p99 and max 18-60 ms (the job
-uses all the CPU it gets; Python's GC and the job's start and end add the peaks); at
-HubSpot's pace (``--rate-limit 190``), p50 under 1 ms and max 8-13 ms.
+Each source runs twice by default (``--gc both``): with CPython's garbage collector as it is,
+and inside ``bulkops.batch_gc()``. Figures measured on the 2-core development VM are in the
+README's performance section.
 """
 
 from __future__ import annotations
