@@ -126,3 +126,30 @@ async def test_a_sent_mark_waits_behind_a_commit_in_the_thread(tmp_path: Path) -
         journal.allow.release()
     assert marks and list(journal.sent_unfinished_rows()) == [7, 8]
     journal.close()
+
+
+def test_outcomes_packed_into_one_statement_keep_every_byte_and_null(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    lines = {
+        1: '{"row":1,"id":"5","key":"zoë \\"quoted\\" \\\\ back","input":{"a":"\\n"}}'.encode(),
+        2: '{"row":2,"error":{"category":"VALIDATION_ERROR","message":"日本語 ✓"}}'.encode(),
+        3: b'{"row":3}',
+    }
+    journal.record(1, True, lines[1], None, True)
+    journal.record(2, False, lines[2], "VALIDATION_ERROR", None)
+    journal.record(3, True, lines[3], None, False)
+    journal.record(3, True, b'{"row":3,"again":true}', None, None)  # settled again: the last wins
+    journal.commit()
+    with sqlite3.connect(journal.path) as db:
+        got = {
+            row: (ok, category, new, line, digest, typeof)
+            for row, ok, category, new, line, digest, typeof in db.execute(
+                "SELECT row, ok, category, new, line, digest, typeof(line) FROM outcomes"
+            )
+        }
+    assert got == {
+        1: (1, None, 1, lines[1], None, "blob"),
+        2: (0, "VALIDATION_ERROR", None, lines[2], None, "blob"),
+        3: (1, None, None, b'{"row":3,"again":true}', None, "blob"),
+    }
+    journal.close()
