@@ -146,7 +146,7 @@ def child_bulkops(args: argparse.Namespace) -> int:
             tg.cancel_scope.cancel()
 
     anyio.run(main)
-    data = reports[0].data
+    data = reports[0].to_json()
     rl = data["rate_limit"]
     throttled = sum(int(v) for v in rl["429_by_policy"].values())
     seconds = float(data["duration_s"])

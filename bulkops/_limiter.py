@@ -15,7 +15,8 @@ the limit through one rolling window and earns 429s. This limiter instead
   whole ``spacing`` per request to the very end (400 requests at 190 per 10.1 s: 21.3 s
   against 20.5 s). A quarter, not all at once: a burst of the whole window would need
   ``limit`` connections at once and load the loop, which is what turns latency into
-  arrival jitter.
+  arrival jitter. While another integration is seen in the window, the spacing is even
+  again (``pace_burst``), so a neighbour keeps the share we leave it.
 
 ``window`` is the server's interval plus a small margin (0.1 s): a request is counted when it
 *arrives*, and network jitter can bring two requests sent one interval apart closer together.
@@ -52,6 +53,7 @@ _DECREASE = 0.7  # multiplicative decrease on a rolling-window 429
 _INCREASE = 0.25  # additive increase per clean response (about +1 request/window per 4 responses)
 _SHARE_RESERVE = 0.02  # head-room kept below the learned ceiling when others share the window
 _DEFAULT_START = 100  # HubSpot's lowest tier: 100 requests per 10 s
+_NEIGHBOUR_SEEN = 2.0  # requests of others in a reading that turn the burst off for a window
 _MARGIN_SHARE_MAX = 0.05  # of the window: the jitter margin on short windows
 DEFAULT_BURST = 4.0  # the window's budget may go at up to this many times the even pace
 
@@ -110,6 +112,7 @@ class RateLimiter:
         self._next_at = -math.inf  # earliest time the next request may go (even spacing)
         self._paused_until = -math.inf
         self._others = 0.0
+        self._neighbour_until = -math.inf  # another integration seen in the window: even pace
         self._seen_ceiling = 0  # Max header last seen, even while unlimited
         self._last_decrease = -math.inf
         self._sends = 0  # for the repr only: JobStats counts the job's requests
@@ -162,7 +165,7 @@ class RateLimiter:
             t = self._earliest(now)
             if t <= now:
                 self._log.append(now)
-                spacing = self.window / (max(self._limit, 1.0) * self._burst)
+                spacing = self.window / (max(self._limit, 1.0) * self.pace_burst)
                 # GCRA: the schedule advances from where it should be, not from when this
                 # request actually went, so a little lateness on each send does not add up
                 # (up to a quarter spacing; after a longer stall it restarts from now).
@@ -209,8 +212,19 @@ class RateLimiter:
             used = ceiling - rem
             # The server counted this request on arrival, somewhere between sending and the
             # answer; with latency jitter, later requests of ours may have overtaken it. Count
-            # all of ours up to the answer, so jitter never looks like another integration.
-            others = max(0.0, used - self.in_window(sent_at, received_at))
+            # ours sent up to the jitter margin after it (the margin the window guarantee
+            # already assumes bounds the jitter), so jitter never looks like another
+            # integration. Not all of ours up to the answer: in a burst a latency holds a
+            # dozen requests sent after it, which reached the server after it, and taking
+            # them for counted would hide a real neighbour of that size.
+            until = sent_at + (self.window - self._interval)
+            if received_at is not None:
+                until = min(until, received_at)
+            others = max(0.0, used - self.in_window(sent_at, until))
+            if others >= _NEIGHBOUR_SEEN:
+                # Even below the reserve: someone else is in the window; pace evenly for a
+                # window (see ``pace_burst``).
+                self._neighbour_until = self._clock() + self.window
             if others < max(1.0, _SHARE_RESERVE * ceiling):
                 others = 0.0  # below the reserve we keep anyway: noise, not a neighbour
             # Rise fast, fall slowly: another integration's burst is respected at once and
@@ -312,10 +326,20 @@ class RateLimiter:
         return self._burst
 
     @property
+    def pace_burst(self) -> float:
+        """The burst in force: ``burst`` alone on the window, 1 (even spacing) while another
+        integration is seen in it (from a reading of 2 requests not ours, for a window). A neighbour that paces evenly would otherwise lose the
+        window's free budget to our burst each time it frees, and go short of what we leave
+        it (and the headers would not show it, so we would not leave it more)."""
+        if self._others >= 0.5 or self._neighbour_until > self._clock():
+            return 1.0
+        return self._burst
+
+    @property
     def rate_per_second(self) -> float | None:
         """The fastest pace we may send at now (a window's budget goes at ``burst`` times the
         even pace), for sizing concurrency; None when unlimited."""
-        return None if self._unlimited else self._limit * self._burst / self.window
+        return None if self._unlimited else self._limit * self.pace_burst / self.window
 
     def __repr__(self) -> str:
         lim = "unlimited" if self._unlimited else f"{self._limit:.1f}/{self.window:.2f}s"
