@@ -328,9 +328,10 @@ class RateLimiter:
     @property
     def pace_burst(self) -> float:
         """The burst in force: ``burst`` alone on the window, 1 (even spacing) while another
-        integration is seen in it (from a reading of 2 requests not ours, for a window). A neighbour that paces evenly would otherwise lose the
-        window's free budget to our burst each time it frees, and go short of what we leave
-        it (and the headers would not show it, so we would not leave it more)."""
+        integration is seen in it (from a reading of 2 requests not ours, for a window). A
+        neighbour that paces evenly would otherwise lose the window's free budget to our
+        burst each time it frees, and go short of what we leave it (and the headers would
+        not show it, so we would not leave it more)."""
         if self._others >= 0.5 or self._neighbour_until > self._clock():
             return 1.0
         return self._burst

@@ -102,6 +102,43 @@ async def test_a_burst_learned_from_the_first_answer_never_exceeds_the_window() 
     assert sent[189] - sent[0] < 10.1 / 4 + 0.2  # the budget went at once, not over 10 s
 
 
+async def test_a_neighbour_is_seen_beside_a_burst_in_flight_and_turns_the_burst_off() -> None:
+    """A reading taken while a dozen of our burst's requests are in flight: those sent after
+    it are not taken for counted (only up to the jitter margin after it), so the 12 requests
+    of another integration show; the pace is then even, so the neighbour keeps its share,
+    until the window has been clean for long enough."""
+    clock = FakeTime()
+    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(16)]  # 13.3 ms apart: 0.2 s
+    assert limiter.pace_burst == 4.0
+    # The first one's answer, 0.2 s later: the server had counted it and 12 of the other's.
+    headers = {"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": "177"}
+    limiter.observe(headers, sent[0], sent[-1])
+    assert limiter.stats().others == pytest.approx(13 - 8)  # 8 of ours within 0.1 s of it
+    assert limiter.pace_burst == 1.0
+    assert limiter.rate_per_second == pytest.approx(limiter.stats().limit / 10.1)
+    a, b = await limiter.wait_turn(), await limiter.wait_turn()
+    assert b - a == pytest.approx(10.1 / limiter.stats().limit)  # even spacing
+    clock.now += 10.1
+    for _ in range(30):  # clean readings: the estimate fades, the burst comes back
+        at = await limiter.wait_turn()
+        mine = limiter.in_window(at)
+        left = str(190 - mine)
+        limiter.observe(
+            {"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": left}, at
+        )
+    assert limiter.stats().others < 0.5
+    assert limiter.pace_burst == 4.0
+
+
+async def test_noise_of_one_request_keeps_the_burst() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep)
+    at = await limiter.wait_turn()
+    limiter.observe({"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": "188"}, at)
+    assert limiter.pace_burst == 4.0 and limiter.stats().others == 0
+
+
 async def test_burst_below_one_is_refused() -> None:
     with pytest.raises(ValueError):
         RateLimiter(10, burst=0.5)

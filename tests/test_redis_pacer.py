@@ -89,7 +89,9 @@ async def test_the_accounts_spacing_is_the_limiters_burst_pace(
         await close(a)
     client = redis.asyncio.Redis.from_url(redis_server.url)
     try:
-        next_ms = float(await client.get(account_key(TOKEN) + "next"))
+        raw = await client.get(account_key(TOKEN) + "next")
+        assert raw is not None
+        next_ms = float(raw)
     finally:
         await client.aclose()
     window = a.local.window + a._skew
