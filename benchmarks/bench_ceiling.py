@@ -5,6 +5,18 @@ Run from the repository root::
 
     python benchmarks/bench_ceiling.py               # 60 s per scenario
     python benchmarks/bench_ceiling.py --seconds 20  # a quick check
+    python benchmarks/bench_ceiling.py --cli         # `bulkops run` end to end, 3 runs
+
+``--cli`` measures what a user waits for: ``bulkops run create`` of ``--cli-rows`` (40,000)
+tickets as a process (``python -m bulkops``, journal on, ``--id-property external_id``, the
+limit learned), timed from before the process is started to its exit, ``--repeat`` times, each
+against a fresh fake. It prints the share of the ceiling (rows / seconds / 1,900) and where the
+time went, from the fake's own arrival times (one monotonic clock for the machine): when the
+first request arrived (Python start-up, imports, the job folder), the gaps to the next four
+(the schema read's latency before the first batch), when the window first held 189 of ours,
+the last arrival and how long the command took after it (the last answer, the report, the
+interpreter's exit); ``--dump FILE`` appends every arrival time. The "ideal" is the sending
+time of a pacer that spends each window's budget at once: ``(requests - 1) // 190 x 10 s``.
 
 The fake HubSpot allows 190 requests per rolling 10 s (Professional tier) and answers in 150-250
 ms. The ceiling is therefore 19 requests/s = 1,900 records/s with batches of 100. Three

@@ -37,7 +37,7 @@ import anyio
 
 from ._config import Secret
 from ._errors import ConfigError
-from ._limiter import LimiterStats, RateLimiter
+from ._limiter import MIN_BURST_SPACING, LimiterStats, RateLimiter
 
 __all__ = ["RedisPacer", "account_key"]
 
@@ -219,7 +219,8 @@ class RedisPacer:
             f"{self._cut:.2f}",
             str(self._daily_budget or 0),
             str(_DAY_S),
-            f"{local.burst:g}",
+            f"{local.pace_burst:g}",
+            f"{MIN_BURST_SPACING * 1000:.1f}",
             *back,
         ]
         before = self._clock()

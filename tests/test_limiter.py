@@ -9,7 +9,7 @@ import anyio
 import pytest
 from aiolimiter import AsyncLimiter
 
-from bulkops._limiter import DEFAULT_BURST, RateLimiter
+from bulkops._limiter import DEFAULT_BURST, MIN_BURST_SPACING, RateLimiter
 
 
 class FakeTime:
@@ -137,6 +137,18 @@ async def test_noise_of_one_request_keeps_the_burst() -> None:
     at = await limiter.wait_turn()
     limiter.observe({"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": "188"}, at)
     assert limiter.pace_burst == 4.0 and limiter.stats().others == 0
+
+
+async def test_a_burst_is_never_closer_than_the_least_spacing() -> None:
+    """40 per 1 s would burst 6.6 ms apart: held to 12 ms, a pace the loop keeps. Where even
+    spacing itself is closer (1,000 per 1 s), it stays even, never slower."""
+    clock = FakeTime()
+    limiter = RateLimiter(40, 1.0, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(40)]
+    assert all(b - a == pytest.approx(MIN_BURST_SPACING) for a, b in itertools.pairwise(sent))
+    assert max_in_window([*sent, await limiter.wait_turn()], 1.05) == 40
+    fast = RateLimiter(1000, 1.0, clock=clock, sleep=clock.sleep)
+    assert fast.spacing == pytest.approx(1.05 / 1000)
 
 
 async def test_burst_below_one_is_refused() -> None:
