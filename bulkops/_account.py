@@ -10,7 +10,8 @@ limit, one 429 back-off and one daily budget. Each job gets an :class:`AccountPa
 Fair shares at once: the account's turns are served one at a time by a :class:`FairGate`,
 round-robin across jobs and first come, first served within a job, so two busy jobs get half
 the window each whatever their concurrency, and a job started late gets its share from its
-first request.
+first turn (which, when the jobs before it spent the window's budget in a burst, comes as the
+window frees: see ``RateLimiter``'s ``burst``).
 
 With ``redis_url`` the account's limiter is a :class:`~bulkops._redis_pacer.RedisPacer`: the
 same, shared with every other process of the account through Redis. Without it, no I/O here.

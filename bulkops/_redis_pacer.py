@@ -3,7 +3,8 @@
 Every bulkops process of the account takes each turn from one Lua script
 (``_redis_window.lua``) that runs atomically on the Redis server, on the server's clock: one
 exact rolling window of the account's sends (the sliding log of the ``limits`` library's
-moving window), one even spacing (GCRA) so the processes together do not burst, one
+moving window), one spacing (GCRA, at the limiter's ``burst`` times the even pace) so the
+processes together go no faster than one job would, one
 pause-until that a 429 seen by any process publishes, one cut limit after such a 429, one
 daily count, and a register of the processes alive. One round trip per request; the reply
 also carries the other processes' sends since the last turn, which are mirrored into the
@@ -36,7 +37,7 @@ import anyio
 
 from ._config import Secret
 from ._errors import ConfigError
-from ._limiter import LimiterStats, RateLimiter
+from ._limiter import MIN_BURST_SPACING, LimiterStats, RateLimiter
 
 __all__ = ["RedisPacer", "account_key"]
 
@@ -218,6 +219,8 @@ class RedisPacer:
             f"{self._cut:.2f}",
             str(self._daily_budget or 0),
             str(_DAY_S),
+            f"{local.pace_burst:g}",
+            f"{MIN_BURST_SPACING * 1000:.1f}",
             *back,
         ]
         before = self._clock()

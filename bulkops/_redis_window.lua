@@ -10,7 +10,9 @@
 -- ARGV: 1 limit, 2 window ms, 3 learned ('1': the caller's limit comes from HubSpot's headers
 --       or the user; '0': a starting guess), 4 since ms (sends after it are returned),
 --       5 process id, 6 pause-until to publish (server ms; 0: none), 7 cut limit to publish (0: none),
---       8 daily budget (0: none), 9 seconds the daily count lives, 10.. sends to put back (ms)
+--       8 daily budget (0: none), 9 seconds the daily count lives, 10 burst (the window's
+--       budget may go at this many times the even pace; 1: even spacing), 11 the least
+--       spacing of a burst (ms), 12.. sends to put back (ms)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local limit = tonumber(ARGV[1])
@@ -21,6 +23,8 @@ local proc = ARGV[5]
 local pause = tonumber(ARGV[6])
 local cut = tonumber(ARGV[7])
 local budget = tonumber(ARGV[8])
+local burst = math.max(1, tonumber(ARGV[10]))
+local least = tonumber(ARGV[11])
 local keep = math.ceil(3 * window)
 -- A process that has not seen HubSpot's headers yet (its first request) paces by what the
 -- account's other processes learned, not by its starting guess: a guess below the window's
@@ -53,7 +57,7 @@ if cut > 0 then
     redis.call('SET', KEYS[4], tostring(cut), 'PX', math.ceil(window))
   end
 end
-for i = 10, #ARGV do
+for i = 12, #ARGV do
   redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i] .. ':' .. proc .. ':back')
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 2 * window)
@@ -65,7 +69,8 @@ if paused > now then wait = paused - now end
 local shared_cut = tonumber(redis.call('GET', KEYS[4]) or '0')
 if shared_cut > 0 and shared_cut < limit then limit = shared_cut end
 limit = math.max(1, math.floor(limit))
-local spacing = window / limit  -- even spacing (GCRA) at the account's pace
+-- GCRA at burst times the account's even pace, but no closer than the least spacing
+local spacing = math.max(window / (limit * burst), math.min(window / limit, least))
 local next_at = tonumber(redis.call('GET', KEYS[2]) or '0')
 if next_at > now then wait = math.max(wait, next_at - now) end
 local inside = redis.call('ZCOUNT', KEYS[1], '(' .. (now - window), '+inf')

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from aiolimiter import AsyncLimiter
 
-from bulkops._limiter import RateLimiter
+from bulkops._limiter import DEFAULT_BURST, MIN_BURST_SPACING, RateLimiter
 
 
 class FakeTime:
@@ -35,9 +35,9 @@ def max_in_window(times: list[float], window: float) -> int:
     return best
 
 
-async def test_spaces_requests_evenly_from_the_first_one() -> None:
+async def test_burst_one_spaces_requests_evenly_from_the_first_one() -> None:
     clock = FakeTime()
-    limiter = RateLimiter(10, 1.0, margin=0.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(10, 1.0, margin=0.0, burst=1.0, clock=clock, sleep=clock.sleep)
     sent = [await limiter.wait_turn() for _ in range(30)]
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(abs(g - 0.1) < 1e-9 for g in gaps)
@@ -46,7 +46,7 @@ async def test_spaces_requests_evenly_from_the_first_one() -> None:
 
 async def test_margin_widens_the_window() -> None:
     clock = FakeTime()
-    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(190, 10.0, burst=1.0, clock=clock, sleep=clock.sleep)
     sent = [await limiter.wait_turn() for _ in range(400)]
     assert max_in_window(sent, 10.1) <= 190
     rate = (len(sent) - 1) / (sent[-1] - sent[0])
@@ -60,11 +60,100 @@ async def test_late_wakeups_do_not_drift_the_pace() -> None:
     async def late_sleep(seconds: float) -> None:
         clock.now += seconds + 0.003
 
-    limiter = RateLimiter(190, 10.0, clock=clock, sleep=late_sleep)
+    limiter = RateLimiter(190, 10.0, burst=1.0, clock=clock, sleep=late_sleep)
     sent = [await limiter.wait_turn() for _ in range(600)]
     rate = (len(sent) - 1) / (sent[-1] - sent[0])
     assert rate >= 0.995 * 190 / 10.1
     assert max_in_window(sent, 10.1) <= 190
+
+
+async def test_a_windows_budget_goes_at_burst_times_the_even_pace() -> None:
+    """The default: the first window's budget goes in a quarter of the window, never more than
+    the limit in any window; each later window frees its slots in the same pattern."""
+    clock = FakeTime()
+    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep)
+    assert limiter.burst == DEFAULT_BURST == 4.0
+    sent = [await limiter.wait_turn() for _ in range(401)]
+    gaps = [b - a for a, b in itertools.pairwise(sent[:190])]
+    assert all(g == pytest.approx(10.1 / 190 / 4) for g in gaps)
+    assert max_in_window(sent, 10.1) == 190
+    # Request 191 waits for the first to leave the window, and so on: the 401st goes two
+    # windows after the 21st, where even spacing would have sent it 400 spacings after the
+    # first (21.26 s).
+    assert sent[190] == pytest.approx(sent[0] + 10.1)
+    assert sent[400] - sent[0] == pytest.approx(20.2 + 20 * 10.1 / 760)
+    assert limiter.rate_per_second == pytest.approx(4 * 190 / 10.1)
+
+
+async def test_a_burst_learned_from_the_first_answer_never_exceeds_the_window() -> None:
+    """Starting at 100 per 10 s, the first answer says 190: the window takes 190 at once from
+    there, counting what went before, and never more in any window."""
+    clock = FakeTime()
+    limiter = RateLimiter(None, 10.0, clock=clock, sleep=clock.sleep)
+    first = await limiter.wait_turn()
+    sent = [first] + [await limiter.wait_turn() for _ in range(10)]
+    clock.now = first + 0.2  # the first answer
+    limiter.observe(
+        {"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": "189"}, first
+    )
+    sent += [await limiter.wait_turn() for _ in range(500)]
+    assert max_in_window(sent, 10.1) == 190
+    assert limiter.stats().ceiling == 190
+    assert sent[189] - sent[0] < 10.1 / 4 + 0.2  # the budget went at once, not over 10 s
+
+
+async def test_a_neighbour_is_seen_beside_a_burst_in_flight_and_turns_the_burst_off() -> None:
+    """A reading taken while a dozen of our burst's requests are in flight: those sent after
+    it are not taken for counted (only up to the jitter margin after it), so the 12 requests
+    of another integration show; the pace is then even, so the neighbour keeps its share,
+    until the window has been clean for long enough."""
+    clock = FakeTime()
+    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(16)]  # 13.3 ms apart: 0.2 s
+    assert limiter.pace_burst == 4.0
+    # The first one's answer, 0.2 s later: the server had counted it and 12 of the other's.
+    headers = {"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": "177"}
+    limiter.observe(headers, sent[0], sent[-1])
+    assert limiter.stats().others == pytest.approx(13 - 8)  # 8 of ours within 0.1 s of it
+    assert limiter.pace_burst == 1.0
+    assert limiter.rate_per_second == pytest.approx(limiter.stats().limit / 10.1)
+    a, b = await limiter.wait_turn(), await limiter.wait_turn()
+    assert b - a == pytest.approx(10.1 / limiter.stats().limit)  # even spacing
+    clock.now += 10.1
+    for _ in range(30):  # clean readings: the estimate fades, the burst comes back
+        at = await limiter.wait_turn()
+        mine = limiter.in_window(at)
+        left = str(190 - mine)
+        limiter.observe(
+            {"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": left}, at
+        )
+    assert limiter.stats().others < 0.5
+    assert limiter.pace_burst == 4.0
+
+
+async def test_noise_of_one_request_keeps_the_burst() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(190, 10.0, clock=clock, sleep=clock.sleep)
+    at = await limiter.wait_turn()
+    limiter.observe({"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Remaining": "188"}, at)
+    assert limiter.pace_burst == 4.0 and limiter.stats().others == 0
+
+
+async def test_a_burst_is_never_closer_than_the_least_spacing() -> None:
+    """40 per 1 s would burst 6.6 ms apart: held to 12 ms, a pace the loop keeps. Where even
+    spacing itself is closer (1,000 per 1 s), it stays even, never slower."""
+    clock = FakeTime()
+    limiter = RateLimiter(40, 1.0, clock=clock, sleep=clock.sleep)
+    sent = [await limiter.wait_turn() for _ in range(40)]
+    assert all(b - a == pytest.approx(MIN_BURST_SPACING) for a, b in itertools.pairwise(sent))
+    assert max_in_window([*sent, await limiter.wait_turn()], 1.05) == 40
+    fast = RateLimiter(1000, 1.0, clock=clock, sleep=clock.sleep)
+    assert fast.spacing == pytest.approx(1.05 / 1000)
+
+
+async def test_burst_below_one_is_refused() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(10, burst=0.5)
 
 
 async def test_own_requests_sent_a_latency_ago_are_not_mistaken_for_others() -> None:

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from bulkops import ConfigError, JobConfig, Operation, Secret
+from bulkops._limiter import RateLimiter
 from bulkops._redis_pacer import RedisPacer, account_key
 
 from .redisserver import RedisServer, redis_server
@@ -70,6 +71,31 @@ async def test_two_processes_share_one_exact_window(redis_server: RedisServer) -
     # ...which they filled together (two at the ceiling alone would have made 40).
     assert most_in_window(both, INTERVAL + 0.1) >= LIMIT - 2
     assert a.processes == 2 and b.processes == 2
+
+
+@pytest.mark.parametrize("burst", [1.0, 4.0])
+async def test_the_accounts_spacing_is_the_limiters_burst_pace(
+    redis_server: RedisServer, burst: float
+) -> None:
+    """The script's GCRA spaces the account's turns ``window / (limit x burst)`` apart: the
+    window's budget may go at ``burst`` times the even pace (read back from the key)."""
+    import redis.asyncio
+
+    a = pacer(redis_server)
+    a.local = RateLimiter(LIMIT, INTERVAL, burst=burst)
+    try:
+        at = (await take([a], 1, workers=1))[0][0]
+    finally:
+        await close(a)
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        raw = await client.get(account_key(TOKEN) + "next")
+        assert raw is not None
+        next_ms = float(raw)
+    finally:
+        await client.aclose()
+    window = a.local.window + a._skew
+    assert next_ms / 1000 + a._offset - at == pytest.approx(window / (LIMIT * burst), abs=1e-3)
 
 
 async def test_processes_are_served_first_come_first_served(redis_server: RedisServer) -> None:
