@@ -169,28 +169,10 @@ class V3Dialect:
                 parsed.outcomes.append(outcome)
 
         strays: list[Any] = []
-        plain_create = self.operation is Operation.CREATE
-        outcomes = parsed.outcomes
         for result in results:
             if not isinstance(result, Mapping):
                 continue
-            # The common case inline (this loop runs for every record): a create's result
-            # carrying its own trace id, answered once.
-            trace = result.get("objectWriteTraceId")
-            item = by_trace.get(trace) if type(trace) is str else None
-            if item is not None and plain_create and item.row not in settled:
-                settled.add(item.row)
-                hubspot_id = result.get("id")
-                outcomes.append(
-                    Outcome(
-                        item,
-                        True,
-                        hubspot_id=None if hubspot_id is None else str(hubspot_id),
-                        new=True,
-                    )
-                )
-                continue
-            item = item or self._match(result, by_trace, by_key)
+            item = self._match(result, by_trace, by_key)
             if item is None:
                 strays.append(result)
             else:
