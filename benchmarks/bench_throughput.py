@@ -33,7 +33,9 @@ own duration (report.json ``duration_s``); the parent checks every run by counti
 
 Each configuration runs ``--repeat`` times (default 3; runs of one configuration vary by 10-25%
 on a small VM): the table shows the median seconds and records/s, the slowest and fastest run,
-and the highest peak RSS of the runs.
+and the median peak RSS with its spread. Runs of one size differ by up to ~10 MiB of peak
+RSS (about 57-69 MiB measured on 2026-12-01, flat within each run), so the size comparisons
+are of medians: use ``--repeat 3`` for a verdict near the 10% line.
 
 Targets printed beside the figures: 100,000 records/s; peak RSS of each size within 10% of the
 next smaller one (memory bounded by ``max_outstanding``, not by the file). There is no rate
@@ -114,6 +116,14 @@ def rss_at(samples: tuple[tuple[float, float], ...], share: float) -> float | No
     return found
 
 
+def peak_share(samples: tuple[tuple[float, float], ...]) -> float | None:
+    """When the highest sample was taken, as a share of the sampled time (the first one)."""
+    if not samples:
+        return None
+    top = max(rss for _, rss in samples)
+    return next(t for t, rss in samples if rss == top) / max(samples[-1][0], 1e-9)
+
+
 # -- one run -----------------------------------------------------------------------------------
 
 
@@ -163,13 +173,15 @@ def measure(
         "rss_quarter_mib": rss_at(samples, 0.25),
         "rss_half_mib": rss_at(samples, 0.5),
         "rss_end_mib": rss_at(samples, 1.0),
+        "peak_at": peak_share(samples),
         "fake_peak_rss_mib": fake_peak,
     }
     print(
         f"    {seconds:.2f} s, {result['records_per_s']:,.0f} records/s, "
         f"{result['cpu_us_per_record']:.1f} us/record CPU, peak RSS {m.peak_rss_mib:.1f} MiB "
         f"(at 1/4 {mib(result['rss_quarter_mib'])}, 1/2 {mib(result['rss_half_mib'])}, end "
-        f"{mib(result['rss_end_mib'])}), fake peak {mib(fake_peak)} MiB",
+        f"{mib(result['rss_end_mib'])}; highest sample at {share(result['peak_at'])} of the "
+        f"run), fake peak {mib(fake_peak)} MiB",
         file=sys.stderr,
         flush=True,
     )
@@ -187,17 +199,21 @@ def mib(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.3f}" if b else "n/a"
 
 
-def _highest(runs: list[dict[str, Any]], key: str) -> float | None:
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in runs if r[key] is not None]
-    return max(values) if values else None
+    return statistics.median(values) if values else None
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One configuration's runs: medians of time and rate, the highest of each RSS figure."""
+    """One configuration's runs: medians of everything, the spread of rate and peak RSS."""
     rates = [r["records_per_s"] for r in runs]
     return {
         "rows": runs[0]["rows"],
@@ -210,11 +226,14 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "requests": max(r["requests"] for r in runs),
         "status_429": sum(r["status_429"] for r in runs),
         "cpu_us_per_record": statistics.median(r["cpu_us_per_record"] for r in runs),
-        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-        "rss_quarter_mib": _highest(runs, "rss_quarter_mib"),
-        "rss_half_mib": _highest(runs, "rss_half_mib"),
-        "rss_end_mib": _highest(runs, "rss_end_mib"),
-        "fake_peak_rss_mib": _highest(runs, "fake_peak_rss_mib"),
+        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
+        "min_peak_rss_mib": min(r["peak_rss_mib"] for r in runs),
+        "max_peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "rss_quarter_mib": _median(runs, "rss_quarter_mib"),
+        "rss_half_mib": _median(runs, "rss_half_mib"),
+        "rss_end_mib": _median(runs, "rss_end_mib"),
+        "peak_at": _median(runs, "peak_at"),
+        "fake_peak_rss_mib": _median(runs, "fake_peak_rss_mib"),
     }
 
 
@@ -235,7 +254,9 @@ def summary(
         "429s",
         "CPU us/record",
         "peak RSS MiB",
+        "peak min-max",
         "RSS 1/4, 1/2, end",
+        "highest at",
         "fake peak MiB",
     )
     rows = [
@@ -250,7 +271,9 @@ def summary(
             r["status_429"],
             f"{r['cpu_us_per_record']:.1f}",
             f"{r['peak_rss_mib']:.1f}",
+            f"{r['min_peak_rss_mib']:.1f}-{r['max_peak_rss_mib']:.1f}",
             " / ".join(mib(r[k]) for k in ("rss_quarter_mib", "rss_half_mib", "rss_end_mib")),
+            share(r["peak_at"]),
             mib(r["fake_peak_rss_mib"]),
         )
         for r in results
@@ -270,9 +293,10 @@ def summary(
         "/ rows, median; the fake's CPU is not counted"
     )
     lines.append(
-        "peak RSS: the highest ru_maxrss of the runs; RSS 1/4, 1/2, end: resident size "
-        f"sampled every {RSS_EVERY_S} s, at a quarter, half and the end of the run; fake peak: "
-        "the fake process's VmHWM"
+        "peak RSS: the bulkops process's ru_maxrss, median of the runs (min-max beside it); "
+        f"RSS 1/4, 1/2, end: its resident size sampled every {RSS_EVERY_S} s, at a quarter, "
+        "half and the end of the run; highest at: when the highest sample was taken, as a share "
+        "of the run; fake peak: the fake process's VmHWM; all medians of the runs"
     )
     lines.append("rate limit: none (fake --rate-limit 0, bulkops --rate-limit 0): no ceiling share")
     by = {(r["rows"], r["journal"]): r for r in results}
