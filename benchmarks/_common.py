@@ -68,6 +68,19 @@ def peak_rss_mib() -> float:
     return kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024
 
 
+def proc_status_mib(pid: int, field: str) -> float | None:
+    """A memory line of ``/proc/PID/status`` in MiB, e.g. ``VmRSS`` (resident now) or
+    ``VmHWM`` (its peak so far); None where there is no such file (not Linux, process gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def write_tickets_csv(path: Path, rows: int, *, prefix: str = "bench") -> None:
     """``rows`` valid tickets with a unique external_id each (deterministic; not timed)."""
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -206,6 +219,8 @@ class Measured:
     user_s: float
     sys_s: float
     peak_rss_mib: float  # the child's ru_maxrss
+    # (seconds since the start, resident MiB) every ``rss_every_s``, when asked for
+    rss_samples: tuple[tuple[float, float], ...] = ()
 
     @property
     def cpu_s(self) -> float:
@@ -221,12 +236,17 @@ class Measured:
 
 
 def run_measured(
-    cmd: Sequence[str], timeout: float, *, env: Mapping[str, str] | None = None
+    cmd: Sequence[str],
+    timeout: float,
+    *,
+    env: Mapping[str, str] | None = None,
+    rss_every_s: float | None = None,
 ) -> Measured:
     """Run ``cmd`` as a child (in its own session) and measure the whole process: user and
     system CPU and peak RSS from ``os.wait4``, so the figures are that one process's, start-up
     included, whatever it is (a CLI, a script). Its stdout and stderr are captured to files
-    (no pipe to fill). Killed, with its process group, after ``timeout`` seconds."""
+    (no pipe to fill). Killed, with its process group, after ``timeout`` seconds.
+    ``rss_every_s``: also sample its resident size (``/proc/PID/status`` VmRSS) that often."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = now()
         proc = subprocess.Popen(
@@ -238,10 +258,17 @@ def run_measured(
             start_new_session=True,
         )
         deadline = started + timeout
+        samples: list[tuple[float, float]] = []
+        next_sample = started
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            if rss_every_s is not None and now() >= next_sample:
+                rss = proc_status_mib(proc.pid, "VmRSS")
+                if rss is not None:
+                    samples.append((now() - started, rss))
+                next_sample += rss_every_s
             if now() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -262,6 +289,7 @@ def run_measured(
             user_s=usage.ru_utime,
             sys_s=usage.ru_stime,
             peak_rss_mib=kib / 1024 if sys.platform != "darwin" else kib / 1024 / 1024,
+            rss_samples=tuple(samples),
         )
 
 

@@ -184,12 +184,13 @@ def child_bulkops(args: argparse.Namespace) -> int:
 def child_official(args: argparse.Namespace) -> int:
     import csv
 
-    from hubspot import HubSpot
-    from hubspot.crm.tickets import (
+    # Optional: only this child needs them (pip install hubspot-api-client); no stubs.
+    from hubspot import HubSpot  # type: ignore[import-not-found, unused-ignore]
+    from hubspot.crm.tickets import (  # type: ignore[import-not-found, unused-ignore]
         BatchInputSimplePublicObjectBatchInputForCreate,
         SimplePublicObjectBatchInputForCreate,
     )
-    from urllib3.util.retry import Retry
+    from urllib3.util.retry import Retry  # type: ignore[import-not-found, unused-ignore]
 
     retry = Retry(
         total=5,

@@ -264,7 +264,7 @@ def summary(results: list[dict[str, Any]]) -> str:
         "others estimate (each job)",
     )
     rows = []
-    out = []
+    out: list[str] = []
     for r in results:
         total = sum(r["requests"])
         rps = total / r["seconds"] if r["seconds"] else 0.0

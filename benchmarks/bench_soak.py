@@ -219,7 +219,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.rows <= 0 or args.outage < 0 or args.read_lag < 0:
         parser.error("--rows must be > 0; --outage and --read-lag must be >= 0")
-    results = []
+    results: list[dict[str, Any]] = []
     soak_started = time.monotonic()
     for op in (Operation.CREATE, Operation.UPSERT, Operation.UPDATE, Operation.ARCHIVE):
         left = TOTAL_TIME_LIMIT_S - (time.monotonic() - soak_started)

@@ -1,34 +1,51 @@
-"""Raw throughput of bulkops, end to end, with no rate limit: how many records per second one
-bulkops process pushes from a CSV file through the batch create API, and how much memory it
-needs as the file grows.
+"""Raw throughput and memory of a default ``bulkops run create``, end to end, with no rate
+limit: how many records per second one bulkops process pushes from a CSV file through the batch
+create API, and whether its peak memory stays flat as the file grows (issue 16: 1M rows within
+10% of 100k, 10M within 10% of 1M).
 
 Run from the repository root::
 
     python benchmarks/bench_throughput.py            # 100k and 1M rows, journal on and off
+    python benchmarks/bench_throughput.py --rows 100000,1000000,10000000 --journal on --repeat 1
     python benchmarks/bench_throughput.py --rows 20000 --journal off --repeat 1
 
-For every size a ticket CSV is written once to a temporary folder (not timed). Every run gets a
-fresh fake HubSpot in its own process (``python -m bulkops fake-server --rate-limit 0
---daily-limit 0``, no latency), so its store never carries records from one run into the next,
-and a fresh child process that calls ``bulkops.run_job`` (create tickets, ``rate_limit=0``,
-``id_property="external_id"``, journal on or off) on the file and reports rows, seconds (wall
-time of ``run_job``: reading, pre-flight schema load, sending, result files, journal), records/s,
-requests, 429s, succeeded, failed and its own peak RSS (``ru_maxrss``). One child per run keeps
-the peaks of different configurations apart. The fake and the bulkops child share the machine's
-cores; on 2 cores each gets about one.
+For every size a ticket CSV is written once to a temporary folder (not timed; 10M rows are
+about 1.2 GB and a minute or two to write) and removed when that size is done; a run's result
+folder (results, journal: over 2 GB at 10M) is removed after the run. Every run gets a fresh
+fake HubSpot in its own process in its benchmark mode (``python -m bulkops fake-server
+--rate-limit 0 --daily-limit 0 --no-store``, no latency): it answers every create exactly as
+usual (full records, trace ids echoed, results shuffled) and keeps nothing, so its memory stays
+flat and every size meets the same server. Its own peak RSS (VmHWM) is printed too.
+
+The measured child is exactly the command a user types (as in ``bench_cpu.py``)::
+
+    HUBSPOT_ACCESS_TOKEN=... python -m bulkops run create --input FILE --base-url URL \\
+        --out DIR --rate-limit 0 [--no-journal] [--id-property P]
+
+tickets, API 2026-09, pre-flight on, concurrency derived (16 without a rate limit), progress as
+when stderr is not a terminal; ``--rate-limit 0`` only removes the pacing. It is measured from
+outside with ``os.wait4`` (user + system CPU and peak RSS of the whole process, start-up
+included) and its resident size is sampled every 0.5 s (``/proc/PID/status``), so the table
+shows RSS at a quarter, half and the end of the run beside the peak: growth during the run, not
+just the peak, is what says whether memory depends on the input. records/s is rows / the job's
+own duration (report.json ``duration_s``); the parent checks every run by counting the lines of
+``succeeded.jsonl`` and ``failed.jsonl``.
 
 Each configuration runs ``--repeat`` times (default 3; runs of one configuration vary by 10-25%
 on a small VM): the table shows the median seconds and records/s, the slowest and fastest run,
-and the highest peak RSS of the runs.
+and the median peak RSS with its spread. Runs of one size differ by up to ~10 MiB of peak
+RSS (about 57-69 MiB measured on 2026-12-01, flat within each run), so the size comparisons
+are of medians: use ``--repeat 3`` for a verdict near the 10% line.
 
-Targets printed beside the figures: 100,000 records/s; peak RSS at the largest size within 10%
-of the smallest (memory bounded by ``max_outstanding``, not by the file). There is no rate limit
-here, so there is no ceiling to take a share of; 429s must be 0.
+Targets printed beside the figures: 100,000 records/s; peak RSS of each size within 10% of the
+next smaller one (memory bounded by ``max_outstanding``, not by the file). There is no rate
+limit here, so there is no ceiling to take a share of; 429s must be 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import statistics
 import sys
@@ -43,115 +60,160 @@ DEFAULT_ROWS = (100_000, 1_000_000)
 JOURNAL_MODES = {"both": (True, False), "on": (True,), "off": (False,)}
 DEFAULT_REPEAT = 3
 TARGET_RECORDS_PER_S = 100_000
-TARGET_RSS_GROWTH = 0.10  # largest vs smallest size
-# A run is killed after FIXED + rows / FLOOR seconds: generous, but bounded.
+TARGET_RSS_GROWTH = 0.10  # each size vs the next smaller one
+# A run is killed after FIXED + rows / FLOOR seconds: 10M rows at the floor are 17 minutes,
+# four times what a 40,000 records/s run takes; bounded, and generous on a shared machine.
 CHILD_TIMEOUT_FIXED_S = 60.0
-CHILD_TIMEOUT_FLOOR_RECORDS_PER_S = 2_000
-FAKE_CMD = c.UNTHROTTLED_FAKE_ARGS
+CHILD_TIMEOUT_FLOOR_RECORDS_PER_S = 10_000
+RSS_EVERY_S = 0.5
+TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
+# The benchmark mode of the fake: answers as usual, keeps no records (memory flat at 10M rows).
+FAKE_CMD = (*c.UNTHROTTLED_FAKE_ARGS, "--no-store")
 
 
 def child_timeout(rows: int) -> float:
     return CHILD_TIMEOUT_FIXED_S + rows / CHILD_TIMEOUT_FLOOR_RECORDS_PER_S
 
 
-# -- the measuring child -----------------------------------------------------------------------
+def child_env() -> dict[str, str]:
+    env = c.child_env()
+    env[TOKEN_ENV] = c.FAKE_TOKEN
+    env.pop("HUBSPOT_BASE_URL", None)
+    return env
 
 
-def run_child(args: argparse.Namespace) -> int:
-    """Runs in its own process: one bulkops job, one JSON line out."""
-    import anyio
-
-    import bulkops
-
-    config = bulkops.JobConfig(
-        operation=bulkops.Operation.CREATE,
-        rate_limit=0,
-        base_url=args.url,
-        token=bulkops.Secret(c.FAKE_TOKEN),
-        out_dir=Path(args.out),
-        journal=args.journal == "on",
-        id_property="external_id",
-        concurrency=None,
+def bulkops_cmd(
+    csv_path: Path, url: str, out: Path, journal: bool, id_property: str | None
+) -> list[str]:
+    cmd = c.python_cmd(
+        *("-m", "bulkops", "run", "create", "--input", str(csv_path)),
+        *("--base-url", url, "--out", str(out), "--rate-limit", "0"),
     )
-
-    async def job() -> bulkops.JobReport:
-        with anyio.fail_after(child_timeout(args.rows)):
-            return await bulkops.run_job(config, args.csv)
-
-    started, cpu_before = c.now(), c.cpu_seconds()
-    report = anyio.run(job)
-    seconds, cpu = c.now() - started, c.cpu_seconds() - cpu_before
-    # Read back from report.json (the documented output), not the report object, so this
-    # child measures older versions of bulkops too.
-    data = orjson.loads((Path(args.out) / "report.json").read_bytes())
-    throttled = data["rate_limit"]["429_by_policy"]
-    c.emit_result(
-        {
-            "rows": data["rows"]["read"],
-            "journal": args.journal,
-            "seconds": round(seconds, 3),
-            "records_per_s": round(report.succeeded / seconds, 1),
-            "cpu_us_per_record": round(1e6 * cpu / max(1, data["rows"]["read"]), 2),
-            "requests": data["requests"]["total"],
-            "status_429": sum(int(v) for v in throttled.values()),
-            "peak_rss_mib": round(c.peak_rss_mib(), 1),
-            "succeeded": report.succeeded,
-            "failed": report.failed,
-            "engine_records_per_s": data["records_per_s"],
-            "by_status": data["requests"]["by_status"],
-            "stop": data["stop"],
-        }
-    )
-    return 0
+    if not journal:
+        cmd.append("--no-journal")
+    if id_property:
+        cmd += ["--id-property", id_property]
+    return cmd
 
 
-# -- the driver --------------------------------------------------------------------------------
+def count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as f:
+        return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 20), b""))
 
 
-def measure(csv_path: Path, rows: int, journal: bool, work: Path) -> dict[str, Any]:
+def rss_at(samples: tuple[tuple[float, float], ...], share: float) -> float | None:
+    """Resident MiB of the last sample at or before ``share`` of the sampled time."""
+    if not samples:
+        return None
+    until = samples[-1][0] * share
+    found = samples[0][1]
+    for t, rss in samples:
+        if t > until:
+            break
+        found = rss
+    return found
+
+
+def peak_share(samples: tuple[tuple[float, float], ...]) -> float | None:
+    """When the highest sample was taken, as a share of the sampled time (the first one)."""
+    if not samples:
+        return None
+    top = max(rss for _, rss in samples)
+    return next(t for t, rss in samples if rss == top) / max(samples[-1][0], 1e-9)
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+
+def measure(
+    csv_path: Path, rows: int, journal: bool, work: Path, id_property: str | None
+) -> dict[str, Any]:
     mode = "on" if journal else "off"
     out = work / f"out-{rows}-{mode}"
-    with c.fake_process(c.python_cmd(*FAKE_CMD)) as (_, url):
+    shutil.rmtree(out, ignore_errors=True)
+    with c.fake_process(c.python_cmd(*FAKE_CMD)) as (fake, url):
         print(f"  {rows:,} rows, journal {mode} -> {url}", file=sys.stderr, flush=True)
-        result = c.run_child(
-            c.python_cmd(
-                str(Path(__file__).resolve()),
-                "--child",
-                "--csv",
-                str(csv_path),
-                "--url",
-                url,
-                "--journal",
-                mode,
-                "--out",
-                str(out),
-                "--rows",
-                str(rows),
-            ),
-            timeout=child_timeout(rows) + 30,
+        m = c.run_measured(
+            bulkops_cmd(csv_path, url, out, journal, id_property),
+            timeout=child_timeout(rows),
+            env=child_env(),
+            rss_every_s=RSS_EVERY_S,
         )
-    shutil.rmtree(out, ignore_errors=True)  # a 1M journal is hundreds of MB
-    if result["succeeded"] != rows or result["failed"] or result["stop"]:
-        raise SystemExit(
-            f"FAILED: {rows:,} rows, journal {mode}: succeeded {result['succeeded']:,}, "
-            f"failed {result['failed']:,}, stop {result['stop']}, "
-            f"statuses {result['by_status']}"
+        fake_peak = c.proc_status_mib(fake.pid, "VmHWM")
+    try:
+        if m.returncode != 0:
+            raise fail(rows, mode, f"exit {m.returncode}", m)
+        data = orjson.loads((out / "report.json").read_bytes())
+        succeeded = count_lines(out / "succeeded.jsonl")
+        failed = count_lines(out / "failed.jsonl")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # a 10M journal is gigabytes
+    if succeeded != rows or failed or data["stop"]:
+        raise fail(
+            rows,
+            mode,
+            f"succeeded {succeeded:,}, failed {failed:,}, stop {data['stop']}, "
+            f"statuses {data['requests']['by_status']}",
+            m,
         )
+    seconds = float(data["duration_s"])
+    samples = m.rss_samples
+    result: dict[str, Any] = {
+        "rows": rows,
+        "journal": mode,
+        "seconds": seconds,
+        "wall_s": m.wall_s,
+        "records_per_s": rows / seconds,
+        "cpu_us_per_record": 1e6 * m.cpu_s / rows,
+        "requests": int(data["requests"]["total"]),
+        "status_429": sum(int(v) for v in data["rate_limit"]["429_by_policy"].values()),
+        "peak_rss_mib": m.peak_rss_mib,
+        "rss_quarter_mib": rss_at(samples, 0.25),
+        "rss_half_mib": rss_at(samples, 0.5),
+        "rss_end_mib": rss_at(samples, 1.0),
+        "peak_at": peak_share(samples),
+        "fake_peak_rss_mib": fake_peak,
+    }
     print(
-        f"    {result['seconds']:.2f} s, {result['records_per_s']:,.0f} records/s, "
-        f"peak RSS {result['peak_rss_mib']:.1f} MiB",
+        f"    {seconds:.2f} s, {result['records_per_s']:,.0f} records/s, "
+        f"{result['cpu_us_per_record']:.1f} us/record CPU, peak RSS {m.peak_rss_mib:.1f} MiB "
+        f"(at 1/4 {mib(result['rss_quarter_mib'])}, 1/2 {mib(result['rss_half_mib'])}, end "
+        f"{mib(result['rss_end_mib'])}; highest sample at {share(result['peak_at'])} of the "
+        f"run), fake peak {mib(fake_peak)} MiB",
         file=sys.stderr,
         flush=True,
     )
     return result
 
 
+def fail(rows: int, mode: str, message: str, m: c.Measured) -> SystemExit:
+    return SystemExit(
+        f"FAILED: {rows:,} rows, journal {mode}: {message}\n"
+        f"stderr (last 2000 chars):\n{m.stderr[-2000:]}"
+    )
+
+
+def mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.3f}" if b else "n/a"
 
 
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r[key] is not None]
+    return statistics.median(values) if values else None
+
+
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One configuration's runs: medians of time and rate, the highest peak RSS."""
+    """One configuration's runs: medians of everything, the spread of rate and peak RSS."""
     rates = [r["records_per_s"] for r in runs]
     return {
         "rows": runs[0]["rows"],
@@ -163,12 +225,24 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "max_records_per_s": max(rates),
         "requests": max(r["requests"] for r in runs),
         "status_429": sum(r["status_429"] for r in runs),
-        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
         "cpu_us_per_record": statistics.median(r["cpu_us_per_record"] for r in runs),
+        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
+        "min_peak_rss_mib": min(r["peak_rss_mib"] for r in runs),
+        "max_peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "rss_quarter_mib": _median(runs, "rss_quarter_mib"),
+        "rss_half_mib": _median(runs, "rss_half_mib"),
+        "rss_end_mib": _median(runs, "rss_end_mib"),
+        "peak_at": _median(runs, "peak_at"),
+        "fake_peak_rss_mib": _median(runs, "fake_peak_rss_mib"),
     }
 
 
-def summary(results: list[dict[str, Any]], sizes: list[int], modes: tuple[bool, ...]) -> str:
+def summary(
+    results: list[dict[str, Any]],
+    sizes: list[int],
+    modes: tuple[bool, ...],
+    id_property: str | None,
+) -> str:
     headers = (
         "rows",
         "journal",
@@ -180,6 +254,10 @@ def summary(results: list[dict[str, Any]], sizes: list[int], modes: tuple[bool, 
         "429s",
         "CPU us/record",
         "peak RSS MiB",
+        "peak min-max",
+        "RSS 1/4, 1/2, end",
+        "highest at",
+        "fake peak MiB",
     )
     rows = [
         (
@@ -193,26 +271,44 @@ def summary(results: list[dict[str, Any]], sizes: list[int], modes: tuple[bool, 
             r["status_429"],
             f"{r['cpu_us_per_record']:.1f}",
             f"{r['peak_rss_mib']:.1f}",
+            f"{r['min_peak_rss_mib']:.1f}-{r['max_peak_rss_mib']:.1f}",
+            " / ".join(mib(r[k]) for k in ("rss_quarter_mib", "rss_half_mib", "rss_end_mib")),
+            share(r["peak_at"]),
+            mib(r["fake_peak_rss_mib"]),
         )
         for r in results
     ]
     lines = [c.table(headers, rows), ""]
-    lines.append(
-        "seconds, records/s, CPU: median of the runs; peak RSS: the highest of the runs; "
-        "CPU us/record: the bulkops process's user+system CPU over the job / rows (the fake's "
-        "CPU is not counted)"
+    job = "bulkops run create --rate-limit 0" + (
+        f" --id-property {id_property}" if id_property else ""
     )
-    lines.append("rate limit: none (fake --rate-limit 0, bulkops rate_limit=0): no ceiling share")
+    lines.append(
+        f"job: {job} (tickets, API 2026-09, pre-flight on), one process per run, against a "
+        "fresh fake in its own process (--rate-limit 0 --daily-limit 0 --no-store: full "
+        "answers, nothing kept)"
+    )
+    lines.append(
+        "seconds, records/s: the job's own duration (report.json), median of the runs; CPU "
+        "us/record: user+system CPU of the whole bulkops process (os.wait4, start-up included) "
+        "/ rows, median; the fake's CPU is not counted"
+    )
+    lines.append(
+        "peak RSS: the bulkops process's ru_maxrss, median of the runs (min-max beside it); "
+        f"RSS 1/4, 1/2, end: its resident size sampled every {RSS_EVERY_S} s, at a quarter, "
+        "half and the end of the run; highest at: when the highest sample was taken, as a share "
+        "of the run; fake peak: the fake process's VmHWM; all medians of the runs"
+    )
+    lines.append("rate limit: none (fake --rate-limit 0, bulkops --rate-limit 0): no ceiling share")
     by = {(r["rows"], r["journal"]): r for r in results}
     best = max(r["records_per_s"] for r in results)
     lines.append(
         f"throughput: best median {best:,.0f} records/s = {best / TARGET_RECORDS_PER_S:.1%} of "
         f"the {TARGET_RECORDS_PER_S:,} records/s target"
     )
-    if len(sizes) > 1:
-        small, large = min(sizes), max(sizes)
-        for journal in modes:
-            mode = "on" if journal else "off"
+    ordered = sorted(set(sizes))
+    for journal in modes:
+        mode = "on" if journal else "off"
+        for small, large in itertools.pairwise(ordered):
             a, b = by[(large, mode)]["peak_rss_mib"], by[(small, mode)]["peak_rss_mib"]
             ok = "met" if a <= b * (1 + TARGET_RSS_GROWTH) else "MISSED"
             lines.append(
@@ -220,7 +316,7 @@ def summary(results: list[dict[str, Any]], sizes: list[int], modes: tuple[bool, 
                 f"= {ratio(a, b)} (target <= {1 + TARGET_RSS_GROWTH:.2f}: {ok})"
             )
     if len(modes) == 2:
-        for size in sizes:
+        for size in ordered:
             on, off = by[(size, "on")]["records_per_s"], by[(size, "off")]["records_per_s"]
             lines.append(
                 f"journal on / off throughput, {size:,} rows: {on:,.0f} / {off:,.0f} records/s "
@@ -240,17 +336,28 @@ def run_driver(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise SystemExit("--repeat must be >= 1")
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bulkops-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bulkops-bench-", dir=args.tmp) as tmp:
         work = Path(tmp)
         for rows in sizes:
             csv_path = work / f"tickets-{rows}.csv"
             print(f"writing {rows:,} tickets to {csv_path}", file=sys.stderr, flush=True)
+            started = c.now()
             c.write_tickets_csv(csv_path, rows)
-            for journal in modes:
-                runs = [measure(csv_path, rows, journal, work) for _ in range(args.repeat)]
-                results.append(aggregate(runs))
-            csv_path.unlink()
-    print(summary(results, sizes, modes))
+            print(
+                f"  {csv_path.stat().st_size / 2**20:,.0f} MiB in {c.now() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                for journal in modes:
+                    runs = [
+                        measure(csv_path, rows, journal, work, args.id_property)
+                        for _ in range(args.repeat)
+                    ]
+                    results.append(aggregate(runs))
+            finally:
+                csv_path.unlink()
+    print(summary(results, sizes, modes, args.id_property))
     return 0
 
 
@@ -268,16 +375,20 @@ def main() -> int:
         default=DEFAULT_REPEAT,
         help="runs per configuration, each with a fresh fake and child (default %(default)s)",
     )
-    # Internal: the measuring child.
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--csv", help=argparse.SUPPRESS)
-    p.add_argument("--url", help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child:
-        args.rows = int(args.rows)
-        return run_child(args)
-    return run_driver(args)
+    p.add_argument(
+        "--id-property",
+        default=None,
+        metavar="P",
+        help="pass --id-property P to the job, e.g. external_id (default: none, a default job)",
+    )
+    p.add_argument(
+        "--tmp",
+        default=None,
+        metavar="DIR",
+        help="where the CSV and the result folders go (default: the system's temp dir; 10M "
+        "rows need about 4 GB there)",
+    )
+    return run_driver(p.parse_args())
 
 
 if __name__ == "__main__":

@@ -163,6 +163,14 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         "'hs_ticket_priority=HIGH requires content' (repeatable)",
     )
     a(
+        "--no-store",
+        action="store_true",
+        help="BENCHMARK MODE: answer creates exactly as usual, then forget the records, so the "
+        "fake's memory stays flat however many rows a job sends. Reads, updates and upserts "
+        "of created records (not found), uniqueness across requests and the duplicate-create "
+        "count (null in /__fake__/stats) are not available",
+    )
+    a(
         "--api-versions",
         type=_versions,
         default=DEFAULT_API_VERSIONS,
@@ -187,6 +195,7 @@ def config_from_args(args: argparse.Namespace) -> FakeConfig:
         validation_rules=tuple(args.validation_rule),
         api_versions=args.api_versions,
         seed=args.seed,
+        store_records=not args.no_store,
         faults=FaultPlan(
             seed=args.seed,
             p_5xx=args.p_5xx,

@@ -95,6 +95,14 @@ class FakeConfig:
     bad_rate_headers: str | None = None
     # Request number (from 1) -> the answer it gets instead of being handled.
     script: Mapping[int, ScriptedAnswer] = field(default_factory=dict)
+    # -- benchmark mode -----------------------------------------------------------------------
+    # False: a BENCHMARK MODE in which created records are answered exactly as usual (ids,
+    # properties, trace ids) and then forgotten, so the fake's memory stays flat however many
+    # records a job creates. Not available in it: reading, updating or upserting a created
+    # record (it is not found), uniqueness checks across requests (within one batch they still
+    # apply), seed_records, records()/record(), and the per-value create counts
+    # (stats.creates_by_unique stays empty; /__fake__/stats says duplicate_creates null).
+    store_records: bool = True
 
     def __post_init__(self) -> None:
         lo, hi = self.latency

@@ -64,7 +64,7 @@ class FakeHubSpot:
         self.types: dict[str, ObjectType] = build_types(cfg.schemas)
         self._clock = cfg.clock
         self._started_at = cfg.clock()
-        self._store = Store(cfg.clock, cfg.read_lag_s)
+        self._store = Store(cfg.clock, cfg.read_lag_s, keep=cfg.store_records)
         self._outages = F.Outages(cfg.faults.outages)
         self._log = RequestLog()
         self._script = Script(cfg.script)
@@ -182,6 +182,8 @@ class FakeHubSpot:
 
     def seed_records(self, object_type: str, records: Iterable[Mapping[str, str]]) -> list[str]:
         """Pre-populate (validated like a create, uniqueness enforced; not counted in stats)."""
+        if not self.config.store_records:
+            raise ValueError("seed_records needs the store: this fake has store_records=False")
         ot = self._type(object_type)
         table = self._store.table(ot)
         iso = now_stamp()[0]
@@ -521,7 +523,11 @@ class FakeHubSpot:
         return await self._pipeline(request, f"v3 {name} properties", work)
 
     async def _h_stats(self, request: web.Request) -> web.Response:
-        body = stats_json(self.stats, requests_seen=self._log.count)
+        body = stats_json(
+            self.stats,
+            requests_seen=self._log.count,
+            counts_duplicates=self.config.store_records,
+        )
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _h_unknown(self, request: web.Request) -> web.Response:

@@ -18,10 +18,15 @@ __all__ = ["STATS_PATH", "stats_json"]
 STATS_PATH = "/__fake__/stats"
 
 
-def stats_json(stats: FakeStats, *, requests_seen: int) -> dict[str, Any]:
+def stats_json(
+    stats: FakeStats, *, requests_seen: int, counts_duplicates: bool = True
+) -> dict[str, Any]:
     """``stats`` as plain JSON; ``requests_seen`` is the request log's count (every request
-    that reached the fake, scripted and dropped ones too)."""
-    duplicates = sum(1 for n in stats.creates_by_unique.values() if n > 1)
+    that reached the fake, scripted and dropped ones too). ``counts_duplicates=False`` (a fake
+    with ``store_records=False``, which keeps no per-value counts): duplicate_creates is None."""
+    duplicates: int | None = None
+    if counts_duplicates:
+        duplicates = sum(1 for n in stats.creates_by_unique.values() if n > 1)
     return {
         "requests": stats.requests,
         "requests_seen": requests_seen,

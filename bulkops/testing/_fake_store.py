@@ -9,6 +9,9 @@ A record is just its ``props`` dict (string values only, system ones included, s
 serializes it as is) plus a few side dicts keyed by record id. No per-record Python object:
 dicts holding only strings are not tracked by the cyclic GC, and with millions of stored records
 a tracked object per record made garbage collection cost as much as handling the requests.
+
+``keep=False`` (``FakeConfig(store_records=False)``, a benchmark mode): ``create`` fills in the
+system properties of the record it is given, so the answer is the same, and stores nothing.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Table:
         "associations",
         "by_id",
         "created",
+        "keep",
         "log",
         "ot",
         "read_lag_s",
@@ -63,9 +67,15 @@ class Table:
     )
 
     def __init__(
-        self, ot: ObjectType, clock: Callable[[], float] = time.monotonic, read_lag_s: float = 0.0
+        self,
+        ot: ObjectType,
+        clock: Callable[[], float] = time.monotonic,
+        read_lag_s: float = 0.0,
+        *,
+        keep: bool = True,
     ) -> None:
         self.ot = ot
+        self.keep = keep  # False: created records are answered, not stored (benchmark mode)
         self._clock = clock
         self.read_lag_s = read_lag_s
         # Records not yet readable: id -> clock time it becomes readable, plus the same in
@@ -118,6 +128,8 @@ class Table:
             props.setdefault("hs_pipeline", "0")  # the default pipeline
         elif name == "contacts":
             props["lastmodifieddate"] = iso
+        if not self.keep:
+            return props
         self.by_id[rid] = props
         self.created[rid] = iso
         if associations:
@@ -221,13 +233,18 @@ class Table:
 
 class Store:
     def __init__(
-        self, clock: Callable[[], float] = time.monotonic, read_lag_s: float = 0.0
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        read_lag_s: float = 0.0,
+        *,
+        keep: bool = True,
     ) -> None:
         # Record ids: one counter for all types, like HubSpot's portal-wide ids.
         self.ids = itertools.count(FIRST_RECORD_ID)
         self._tables: dict[str, Table] = {}
         self._clock = clock
         self._read_lag_s = read_lag_s
+        self.keep = keep
 
     def new_id(self) -> str:
         return str(next(self.ids))
@@ -235,5 +252,5 @@ class Store:
     def table(self, ot: ObjectType) -> Table:
         t = self._tables.get(ot.name)
         if t is None:
-            t = self._tables[ot.name] = Table(ot, self._clock, self._read_lag_s)
+            t = self._tables[ot.name] = Table(ot, self._clock, self._read_lag_s, keep=self.keep)
         return t

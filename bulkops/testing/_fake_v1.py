@@ -55,9 +55,18 @@ def _invalid(problems: list[PropertyProblem]) -> JSON:
     )
 
 
-def v1_object(table: Table, rid: str, portal: int, only: Iterable[str] | None = None) -> JSON:
-    rp = table.by_id[rid]
-    created_ms = ms_from_iso(table.created[rid])
+def v1_object(
+    table: Table,
+    rid: str,
+    portal: int,
+    only: Iterable[str] | None = None,
+    *,
+    new: tuple[Props, str] | None = None,
+) -> JSON:
+    """The v1 object of a stored record, or of ``new`` = (props, createdAt) just created (a
+    fake with ``store_records=False`` has not stored it)."""
+    rp, created = new if new is not None else (table.by_id[rid], table.created[rid])
+    created_ms = ms_from_iso(created)
     updated_ms = ms_from_iso(rp["hs_lastmodifieddate"])
     changed: dict[str, int] = {}  # prop -> time of its last update
     for ms, keys, _ in table.log.get(rid, ()):
@@ -156,15 +165,16 @@ class V1:
         iso, _ = now_stamp()
         table = self.store.table(ot)
         stats = self.stats
+        per_value = self.config.store_records  # benchmark mode keeps no per-value counts
         out = []
         for rid, clean in planned:
             table.create(rid, clean, iso)
             stats.records_created[ot.name] += 1
-            for p in ot.unique_props:
+            for p in ot.unique_props if per_value else ():
                 v = clean.get(p)
                 if v:
                     stats.creates_by_unique[(ot.name, p, v)] += 1
-            out.append(v1_object(table, rid, self.config.portal_id))
+            out.append(v1_object(table, rid, self.config.portal_id, new=(clean, iso)))
         return 200, out
 
     def _update(self, ot: ObjectType, body: Any) -> Reply:

@@ -342,6 +342,8 @@ class V3:
 
     def _count_creates(self, ot: ObjectType, new_records: list[Props]) -> None:
         self.stats.records_created[ot.name] += len(new_records)
+        if not self.config.store_records:
+            return  # benchmark mode: nothing per record is kept, counts included
         by_unique = self.stats.creates_by_unique
         for p in ot.unique_props:
             for props in new_records:
