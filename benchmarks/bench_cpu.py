@@ -5,6 +5,7 @@ Run from the repository root::
 
     python benchmarks/bench_cpu.py                    # 200,000 rows, 3 rounds
     python benchmarks/bench_cpu.py --rows 50000 --rounds 5
+    python benchmarks/bench_cpu.py --instructions     # counted by valgrind, 20,000 rows
 
 A ticket CSV of ``--rows`` rows is written once (not timed). Each round runs both clients,
 alternating which goes first (ABBA...), each against a fresh fake HubSpot in its own process
@@ -36,6 +37,11 @@ Start-up alone (a process that only imports what the client imports) is printed 
 show how little of the figure it is at this size. The parent checks each run by counting the
 lines of its result files; a run that did not write every row as succeeded stops the benchmark.
 
+``--instructions`` counts instead of timing: each client once (20,000 rows) under ``valgrind
+--tool=callgrind``, start-up counted apart and subtracted, so the figure (instructions per
+record, and their ratio) is the same run after run however busy the machine is; CPU time on a
+shared 2-core VM varies by 10-25% between runs of the same code.
+
 Printed: per client the median CPU us/record over the rounds (and its spread), start-up CPU,
 median records/s (rows / process wall time), requests, 429s (must be 0) and the highest peak
 RSS; then the ratio bulkops / minimal of the medians against the target of 1.5x.
@@ -44,8 +50,10 @@ RSS; then the ratio bulkops / minimal of the medians against the target of 1.5x.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -392,8 +400,79 @@ def run_driver(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- instructions: the same comparison, counted by valgrind ----------------------------------
+INSTRUCTION_ROWS = 20_000  # valgrind runs Python ~50x slower: a smaller job, same per-record cost
+VALGRIND_TIMEOUT_S = 1800.0
+
+
+def instructions(cmd: list[str], env: dict[str, str]) -> int:
+    """Instructions the process executes (every thread), counted by callgrind: unlike CPU
+    time, the same code gives the same count run after run, whatever else the machine does."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        env=env,
+        cwd=c.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=VALGRIND_TIMEOUT_S,
+        check=False,
+    )
+    found = re.search(r"refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"FAILED under valgrind: {' '.join(cmd)}\n{done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def run_instructions(args: argparse.Namespace) -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    rows = int(args.rows) if args.rows != str(DEFAULT_ROWS) else INSTRUCTION_ROWS
+    env = child_env()
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent)  # for `import _common`
+    counts: dict[str, dict[str, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="bulkops-bench-cpu-") as tmp:
+        work = Path(tmp)
+        csv_path = work / f"tickets-{rows}.csv"
+        c.write_tickets_csv(csv_path, rows)
+        for client in CLIENTS:
+            print(f"{client}: start-up, then {rows:,} rows under valgrind", file=sys.stderr)
+            start = instructions(c.python_cmd("-c", STARTUP_CODE[client]), env)
+            with c.fake_process(c.python_cmd(*c.UNTHROTTLED_FAKE_ARGS)) as (_, url):
+                out = work / f"out-{client}"
+                make = bulkops_cmd if client == "bulkops" else minimal_cmd
+                total = instructions(make(csv_path, url, out), env)
+            if count_lines(out / "succeeded.jsonl") != rows:
+                raise SystemExit(f"FAILED ({client}): not every row succeeded")
+            counts[client] = {"start": start, "total": total}
+    per = {k: (v["total"] - v["start"]) / rows for k, v in counts.items()}
+    rows_out = [
+        (
+            client,
+            f"{counts[client]['total'] / 1e9:.2f} G",
+            f"{counts[client]['start'] / 1e9:.2f} G",
+            f"{per[client] / 1e3:,.1f} k",
+        )
+        for client in CLIENTS
+    ]
+    print(c.table(("client", "instructions", "of which start-up", "per record"), rows_out))
+    print(
+        f"rows: {rows:,} tickets, each client once under valgrind --tool=callgrind against a "
+        "fresh fake (its own process, not counted); per record: (instructions - start-up) / rows"
+    )
+    ratio = per["bulkops"] / per["minimal"]
+    print(f"instructions per record, bulkops / minimal: {ratio:.2f}x (target <= {TARGET_RATIO}x)")
+    print(c.machine_line())
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions with valgrind instead of timing (one run each, "
+        f"{INSTRUCTION_ROWS:,} rows unless --rows): the same figure on a busy machine",
+    )
     p.add_argument(
         "--rows", default=str(DEFAULT_ROWS), help="tickets per run (default %(default)s)"
     )
@@ -411,6 +490,8 @@ def main() -> int:
     args = p.parse_args()
     if args.child_minimal:
         return run_minimal_child(args)
+    if args.instructions:
+        return run_instructions(args)
     return run_driver(args)
 
 
