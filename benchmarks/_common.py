@@ -114,6 +114,27 @@ def read_tickets_csv(path: Path, limit: int) -> list[dict[str, str]]:
 # -- processes ---------------------------------------------------------------------------------
 
 
+TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"  # where the bulkops command reads its token
+
+
+def default_create_args(csv_path: Path, url: str, out: Path) -> list[str]:
+    """The default job the benchmarks measure, as a user types it (after ``bulkops``): create
+    tickets from a CSV, journal and pre-flight on; ``--rate-limit 0`` only lifts the pacing."""
+    return [
+        *("run", "create", "--input", str(csv_path)),
+        *("--base-url", url, "--out", str(out), "--rate-limit", "0"),
+    ]
+
+
+def bulkops_env() -> dict[str, str]:
+    """:func:`child_env` for a ``bulkops`` command against the fake: its token, no base URL
+    from the caller's environment."""
+    env = child_env()
+    env[TOKEN_ENV] = FAKE_TOKEN
+    env.pop("HUBSPOT_BASE_URL", None)
+    return env
+
+
 def python_cmd(*args: str) -> list[str]:
     ensure_bytecode()
     return [sys.executable, *args]

@@ -68,7 +68,6 @@ BATCH = 100
 # bulkops' worker pool without a rate limit (bulkops/_worker.py, WorkerPool.target: cap or 16).
 CONCURRENCY = 16
 API_VERSION = "2026-09"  # bulkops' default; the minimal client posts to the same path
-TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 # A run is killed after FIXED + rows / FLOOR seconds: generous, but bounded.
 CHILD_TIMEOUT_FIXED_S = 60.0
 CHILD_TIMEOUT_FLOOR_RECORDS_PER_S = 2_000
@@ -189,7 +188,7 @@ def run_minimal_child(args: argparse.Namespace) -> int:
     started = c.now()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     counts = asyncio.run(
-        minimal_client(Path(args.csv), args.url, Path(args.out), os.environ[TOKEN_ENV])
+        minimal_client(Path(args.csv), args.url, Path(args.out), os.environ[c.TOKEN_ENV])
     )
     seconds = c.now() - started
     c.emit_result({**counts, "seconds": round(seconds, 3)})
@@ -199,33 +198,13 @@ def run_minimal_child(args: argparse.Namespace) -> int:
 # -- the driver --------------------------------------------------------------------------------
 
 
-def child_env() -> dict[str, str]:
-    env = c.child_env()
-    env[TOKEN_ENV] = c.FAKE_TOKEN
-    env.pop("HUBSPOT_BASE_URL", None)
-    return env
-
-
 def count_lines(path: Path) -> int:
     with path.open("rb") as f:
         return sum(1 for _ in f)
 
 
 def bulkops_cmd(csv_path: Path, url: str, out: Path) -> list[str]:
-    return c.python_cmd(
-        "-m",
-        "bulkops",
-        "run",
-        "create",
-        "--input",
-        str(csv_path),
-        "--base-url",
-        url,
-        "--out",
-        str(out),
-        "--rate-limit",
-        "0",
-    )
+    return c.python_cmd("-m", "bulkops", *c.default_create_args(csv_path, url, out))
 
 
 def minimal_cmd(csv_path: Path, url: str, out: Path) -> list[str]:
@@ -254,7 +233,7 @@ def measure(client: str, csv_path: Path, rows: int, work: Path) -> dict[str, Any
     make_cmd = bulkops_cmd if client == "bulkops" else minimal_cmd
     with c.fake_process(c.python_cmd(*c.UNTHROTTLED_FAKE_ARGS)) as (_, url):
         m = c.run_measured(
-            make_cmd(csv_path, url, out), timeout=child_timeout(rows), env=child_env()
+            make_cmd(csv_path, url, out), timeout=child_timeout(rows), env=c.bulkops_env()
         )
     if m.returncode != 0:
         raise fail(client, "non-zero exit", m)
@@ -305,7 +284,7 @@ def measure(client: str, csv_path: Path, rows: int, work: Path) -> dict[str, Any
 
 def startup_cpu_ms(client: str) -> float:
     """Median CPU of a process that only imports what the client imports."""
-    env = child_env()
+    env = c.bulkops_env()
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent)  # for `import _common`
     samples = []
     for _ in range(STARTUP_SAMPLES):
@@ -427,7 +406,7 @@ def run_instructions(args: argparse.Namespace) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
     rows = int(args.rows) if args.rows != str(DEFAULT_ROWS) else INSTRUCTION_ROWS
-    env = child_env()
+    env = c.bulkops_env()
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent)  # for `import _common`
     counts: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="bulkops-bench-cpu-") as tmp:

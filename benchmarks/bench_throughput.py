@@ -66,7 +66,6 @@ TARGET_RSS_GROWTH = 0.10  # each size vs the next smaller one
 CHILD_TIMEOUT_FIXED_S = 60.0
 CHILD_TIMEOUT_FLOOR_RECORDS_PER_S = 10_000
 RSS_EVERY_S = 0.5
-TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 # The benchmark mode of the fake: answers as usual, keeps no records (memory flat at 10M rows).
 FAKE_CMD = (*c.UNTHROTTLED_FAKE_ARGS, "--no-store")
 
@@ -75,20 +74,10 @@ def child_timeout(rows: int) -> float:
     return CHILD_TIMEOUT_FIXED_S + rows / CHILD_TIMEOUT_FLOOR_RECORDS_PER_S
 
 
-def child_env() -> dict[str, str]:
-    env = c.child_env()
-    env[TOKEN_ENV] = c.FAKE_TOKEN
-    env.pop("HUBSPOT_BASE_URL", None)
-    return env
-
-
 def bulkops_cmd(
     csv_path: Path, url: str, out: Path, journal: bool, id_property: str | None
 ) -> list[str]:
-    cmd = c.python_cmd(
-        *("-m", "bulkops", "run", "create", "--input", str(csv_path)),
-        *("--base-url", url, "--out", str(out), "--rate-limit", "0"),
-    )
+    cmd = c.python_cmd("-m", "bulkops", *c.default_create_args(csv_path, url, out))
     if not journal:
         cmd.append("--no-journal")
     if id_property:
@@ -138,7 +127,7 @@ def measure(
         m = c.run_measured(
             bulkops_cmd(csv_path, url, out, journal, id_property),
             timeout=child_timeout(rows),
-            env=child_env(),
+            env=c.bulkops_env(),
             rss_every_s=RSS_EVERY_S,
         )
         fake_peak = c.proc_status_mib(fake.pid, "VmHWM")

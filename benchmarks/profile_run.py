@@ -51,7 +51,6 @@ import _common as c
 
 DEFAULT_ROWS = 100_000
 DEFAULT_TOP = 40
-TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
 THREAD_JOIN_TIMEOUT_S = 15.0
 # wall: cProfile's default clock (cheap: the profiler about doubles the job's CPU); the waits
 # below are taken out. cpu: each thread's own CPU time (time.thread_time), exact, but a
@@ -206,21 +205,9 @@ def profile_job(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"writing {args.rows:,} tickets to {csv_path}", file=sys.stderr, flush=True)
         c.write_tickets_csv(csv_path, args.rows)
         with c.fake_process(c.python_cmd(*c.UNTHROTTLED_FAKE_ARGS)) as (_, url):
-            os.environ[TOKEN_ENV] = c.FAKE_TOKEN
+            os.environ[c.TOKEN_ENV] = c.FAKE_TOKEN
             os.environ.pop("HUBSPOT_BASE_URL", None)
-            argv = [
-                "run",
-                "create",
-                "--input",
-                str(csv_path),
-                "--base-url",
-                url,
-                "--out",
-                str(work / "out"),
-                "--rate-limit",
-                "0",
-                *extra,
-            ]
+            argv = [*c.default_create_args(csv_path, url, work / "out"), *extra]
             print(f"bulkops {' '.join(argv)}", file=sys.stderr, flush=True)
             timer = TIMERS[args.timer]
             threads = ThreadProfiles(lambda: cProfile.Profile(timer))
