@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from ._errors import ConfigError
-from ._journal import JOURNAL_NAME
+from ._journal import JOURNAL_NAME, count_outcomes
 from ._lock import lock_holder
 from ._report import REPORT_NAME
 from ._results import FAILED
@@ -150,9 +150,8 @@ def _connect(path: Path, *, held: bool) -> sqlite3.Connection:
 def _read_journal(path: Path, *, held: bool) -> tuple[tuple[int, int], dict[str, Any]]:
     db = _connect(path, held=held)
     try:
-        ok, bad = db.execute(
-            "SELECT COALESCE(SUM(ok), 0), COALESCE(SUM(1 - ok), 0) FROM outcomes"
-        ).fetchone()
+        counts = count_outcomes(db)
+        ok, bad = counts["succeeded"], counts["failed"]
         meta = {k: _loads(v) for k, v in db.execute("SELECT key, value FROM meta")}
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"cannot read the journal {path}: {exc}") from None
@@ -167,24 +166,9 @@ def journal_counts(path: Path) -> dict[str, Any]:
     which the event loop should not wait for)."""
     db = _connect(path, held=True)
     try:
-        c = db.execute(
-            "SELECT COALESCE(SUM(ok), 0), COALESCE(SUM(1 - ok), 0),"
-            " COALESCE(SUM(new = 1), 0), COALESCE(SUM(new = 0), 0) FROM outcomes"
-        ).fetchone()
-        by_category = dict(
-            db.execute(
-                "SELECT category, COUNT(*) FROM outcomes WHERE ok = 0 GROUP BY category"
-            ).fetchall()
-        )
+        return count_outcomes(db)
     finally:
         db.close()
-    return {
-        "succeeded": c[0],
-        "failed": c[1],
-        "created": c[2],
-        "updated": c[3],
-        "failed_by_category": by_category,
-    }
 
 
 def _loads(value: bytes) -> Any:

@@ -20,6 +20,7 @@ from bulkops._lock import JobFolderBusy, lock_holder
 from bulkops.testing import FakeConfig, FakeHubSpot
 
 from .accounting import assert_accounted, read_jsonl
+from .journal_view import committed_outcomes
 from .test_cli import assert_no_duplicates, cmd, create, env, run_cli, write_csv
 
 META = {"config": {"operation": "create"}, "input": {"path": "/in.csv"}}
@@ -392,11 +393,8 @@ async def test_a_retry_killed_mid_way_is_continued_without_resending_what_it_wro
 
 
 def succeeded_in_journal(out: Path) -> int:
-    path = out / JOURNAL_NAME
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return int(db.execute("SELECT COUNT(*) FROM outcomes WHERE ok = 1").fetchone()[0])
+        outcomes = committed_outcomes(out / JOURNAL_NAME, read_only=True)
     except sqlite3.OperationalError:  # busy for a moment: ask again
         return 0
-    finally:
-        db.close()
+    return sum(ok for ok, *_ in outcomes.values())

@@ -27,11 +27,13 @@ from bulkops._journal import (
     JournalError,
     row_digest,
 )
+from bulkops._status import journal_counts
+
+from .journal_view import committed_outcomes
 
 
 def committed_rows(path) -> list[int]:
-    with sqlite3.connect(path) as db:
-        return [r for (r,) in db.execute("SELECT row FROM outcomes ORDER BY row")]
+    return list(committed_outcomes(path))
 
 
 def test_outcomes_are_durable_only_after_commit(tmp_path):
@@ -336,6 +338,67 @@ CREATE TABLE outcomes (
 CREATE TABLE sent (id INTEGER PRIMARY KEY, rows BLOB NOT NULL);
 CREATE TABLE runs (n INTEGER PRIMARY KEY AUTOINCREMENT, report BLOB NOT NULL);
 """
+
+_VERSION_2_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE outcomes (row INTEGER PRIMARY KEY, ok INTEGER NOT NULL, category TEXT,
+    new INTEGER, line BLOB NOT NULL, digest BLOB, gen INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE sent (id INTEGER PRIMARY KEY, rows BLOB NOT NULL, digests BLOB,
+    gen INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE runs (n INTEGER PRIMARY KEY AUTOINCREMENT, report BLOB NOT NULL);
+"""
+
+
+def test_reads_and_upgrades_a_version_2_journal_whose_outcomes_are_rows(tmp_path):
+    """Before settled outcomes every outcome was a row of its own: such a journal is counted
+    as it is (read-only, as `bulkops status` does), then upgraded in place, and a later run's
+    outcomes replace its rows in every count and read."""
+    path = tmp_path / JOURNAL_NAME
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(_VERSION_2_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '2'), ('generation', '1')")
+    db.execute("INSERT INTO meta VALUES ('config', ?)", (b'{"operation":"create"}',))
+    db.execute("INSERT INTO outcomes VALUES (1, 1, NULL, 1, ?, ?, 1)", (b'{"row":1}', b"d" * 8))
+    db.execute("INSERT INTO outcomes VALUES (2, 0, 'RATE_LIMIT', NULL, ?, NULL, 1)", (b"{}",))
+    db.close()
+    before = {
+        "succeeded": 1,
+        "failed": 1,
+        "created": 1,
+        "updated": 0,
+        "failed_by_category": {"RATE_LIMIT": 1},
+    }
+    assert journal_counts(path) == before
+    j = Journal.open(path)
+    assert j.meta()["schema_version"] == SCHEMA_VERSION
+    assert j.counts() == before
+    j.begin_generation()  # a retry: row 2 succeeds now, and row 3 is new
+    j.record(2, True, b'{"row":2}', None, True)
+    j.record(3, False, b'{"row":3}', "VALIDATION_ERROR", None)
+    j.commit()
+    after = {
+        "succeeded": 2,
+        "failed": 1,
+        "created": 2,
+        "updated": 0,
+        "failed_by_category": {"VALIDATION_ERROR": 1},
+    }
+    assert j.counts() == after
+    assert journal_counts(path) == after  # what another process sees meanwhile
+    assert list(j.rows_settled_since(2)) == [2, 3]
+    assert list(j.finished_rows()) == [(1, b"d" * 8), (2, b""), (3, b"")]
+    assert list(j.lines()) == [(True, b'{"row":1}'), (True, b'{"row":2}'), (False, b'{"row":3}')]
+    assert j.counts() == after  # folded now: the same counts from outcomes alone
+    j.close()
+
+
+def test_refuses_a_journal_whose_settled_outcomes_are_damaged(tmp_path):
+    path = tmp_path / JOURNAL_NAME
+    make_job_journal(path, rows=3)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE settled SET body = ?", (b"[[1, 1, not json",))
+    db.close()
+    assert "is damaged (settled outcomes are damaged" in refused(path)
 
 
 # -- row identity ----------------------------------------------------------------------------

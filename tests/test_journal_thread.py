@@ -11,13 +11,14 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from bulkops._journal import Journal, _Writes
+from bulkops._journal import DIGEST_SIZE, Journal, _Writes
 from bulkops._results import Committer, ResultWriter
+
+from .journal_view import committed_outcomes
 
 
 def committed(path: Path) -> dict[int, bytes]:
-    with sqlite3.connect(path) as db:
-        return dict(db.execute("SELECT row, line FROM outcomes"))
+    return {row: outcome[3] for row, outcome in committed_outcomes(path).items()}
 
 
 class HeldJournal(Journal):
@@ -128,28 +129,53 @@ async def test_a_sent_mark_waits_behind_a_commit_in_the_thread(tmp_path: Path) -
     journal.close()
 
 
-def test_outcomes_packed_into_one_statement_keep_every_byte_and_null(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "j.sqlite")
+def test_settled_outcomes_keep_every_byte_and_null_when_folded(tmp_path: Path) -> None:
+    """A commit's outcomes are one settled row (JSON); folding them into outcomes, as a resume
+    does, gives back the exact bytes, NULLs and digests, the later run's outcome winning."""
+    path = tmp_path / "j.sqlite"
+    journal = Journal.create(path, {"config": {}})
     lines = {
         1: '{"row":1,"id":"5","key":"zoë \\"quoted\\" \\\\ back","input":{"a":"\\n"}}'.encode(),
         2: '{"row":2,"error":{"category":"VALIDATION_ERROR","message":"日本語 ✓"}}'.encode(),
         3: b'{"row":3}',
     }
+    digest = bytes(range(DIGEST_SIZE))
     journal.record(1, True, lines[1], None, True)
     journal.record(2, False, lines[2], "VALIDATION_ERROR", None)
-    journal.record(3, True, lines[3], None, False)
-    journal.record(3, True, b'{"row":3,"again":true}', None, None)  # settled again: the last wins
+    journal.record(3, True, lines[3], None, False, digest)
     journal.commit()
-    with sqlite3.connect(journal.path) as db:
+    assert journal.counts() == {
+        "succeeded": 2,
+        "failed": 1,
+        "created": 1,
+        "updated": 1,
+        "failed_by_category": {"VALIDATION_ERROR": 1},
+    }
+    journal.begin_generation()  # a later run: row 2 settled again, succeeding
+    journal.record(2, True, b'{"row":2,"again":true}', None, None)
+    journal.commit()
+    assert journal.counts() == {
+        "succeeded": 3,
+        "failed": 0,
+        "created": 1,
+        "updated": 1,
+        "failed_by_category": {},
+    }
+    journal.close()
+    Journal.open(path).close()  # opening folds what the last run settled
+    with sqlite3.connect(path) as db:
         got = {
             row: (ok, category, new, line, digest, typeof)
             for row, ok, category, new, line, digest, typeof in db.execute(
                 "SELECT row, ok, category, new, line, digest, typeof(line) FROM outcomes"
             )
         }
+        assert db.execute("SELECT COUNT(*) FROM settled").fetchone() == (0,)
     assert got == {
         1: (1, None, 1, lines[1], None, "blob"),
-        2: (0, "VALIDATION_ERROR", None, lines[2], None, "blob"),
-        3: (1, None, None, b'{"row":3,"again":true}', None, "blob"),
+        2: (1, None, None, b'{"row":2,"again":true}', None, "blob"),
+        3: (1, None, 0, lines[3], digest, "blob"),
     }
-    journal.close()
+    reopened = Journal.open(path)
+    assert reopened.counts()["succeeded"] == 3
+    reopened.close()
