@@ -139,6 +139,18 @@ class V3Dialect:
         if answer.errors or len(answer.results) != len(items):
             return None
         by_trace = {str(it.row): it for it in items}
+        if op is Operation.CREATE:
+            # Every create is new; one comprehension, as this runs for every record written.
+            take = by_trace.pop  # a missing key (None too: no trace id) raises KeyError
+            try:
+                return Parsed(
+                    [
+                        Outcome(take(r.objectWriteTraceId or ""), True, r.id, True)
+                        for r in answer.results
+                    ]
+                )
+            except KeyError:
+                return None  # no trace id, an unknown or repeated one: match in full
         outcomes: list[Outcome] = []
         for result in answer.results:
             trace = result.objectWriteTraceId

@@ -153,7 +153,9 @@ def _as_text(value: Any) -> Any:
 
 
 _T = TypeVar("_T")
-_Outcome = tuple[int, int, str | None, int | None, bytes, bytes | None, int]
+# (row, ok, line, category, new, digest) as the result writer hands them over; the generation
+# is the journal's own (begin_generation commits what is buffered before it changes).
+_Outcome = tuple[int, bool, bytes, str | None, bool | None, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,7 @@ class _Writes:
     """What is buffered for the next commit: outcomes, marks to drop, marks to shrink."""
 
     pending: list[_Outcome]
+    generation: int
     released: list[tuple[int]]
     kept: list[tuple[array[int], int]]
 
@@ -170,8 +173,8 @@ class _Writes:
 
 # One settled row a commit: the outcomes as one JSON array (a line is JSON text, so it travels
 # as a string; a digest as hex) and their tally, which the counts sum instead of every row.
-_Tally = tuple[int, str | None, int | None, int]  # (ok, category, new, how many)
-_SettledOutcome = tuple[int, int, str | None, int | None, str, str | None, int]
+_Tally = tuple[bool, str | None, bool | None, int]  # (ok, category, new, how many)
+_SettledOutcome = tuple[int, bool, str | None, bool | None, str, str | None, int]
 _INSERT_SETTLED = "INSERT INTO settled(body, tally) VALUES (?, ?)"
 _INSERT_OUTCOME = (
     "INSERT OR REPLACE INTO outcomes(row, ok, category, new, line, digest, gen)"
@@ -187,7 +190,7 @@ _decode_body = msgspec.json.Decoder(list[_SettledOutcome]).decode
 _decode_tally = msgspec.json.Decoder(list[_Tally]).decode
 
 
-def _settled_row(pending: list[_Outcome]) -> tuple[bytes, bytes] | None:
+def _settled_row(pending: list[_Outcome], generation: int) -> tuple[bytes, bytes] | None:
     """``pending`` as one ``settled`` row (its body and tally), or None to write it row by row
     (a line that is not UTF-8, so not one we wrote; an old SQLite)."""
     if not _CAN_SETTLE:
@@ -195,22 +198,28 @@ def _settled_row(pending: list[_Outcome]) -> tuple[bytes, bytes] | None:
     try:
         body = _encode(
             [
-                (
-                    row,
-                    ok,
-                    category,
-                    new,
-                    line.decode(),
-                    None if digest is None else digest.hex(),
-                    gen,
-                )
-                for row, ok, category, new, line, digest, gen in pending
+                (row, ok, category, new, line.decode(), digest.hex() or None, generation)
+                for row, ok, line, category, new, digest in pending
             ]
         )
     except UnicodeDecodeError:
         return None
-    tally = Counter((ok, category, new) for _, ok, category, new, _, _, _ in pending)
+    tally = Counter((ok, category, new) for _, ok, _, category, new, _ in pending)
     return body, _encode([(*kind, n) for kind, n in tally.items()])
+
+
+def _outcome_rows(pending: list[_Outcome], generation: int) -> Iterator[tuple[Any, ...]]:
+    """``pending`` as rows of ``outcomes``."""
+    for row, ok, line, category, new, digest in pending:
+        yield (
+            row,
+            int(ok),
+            category,
+            None if new is None else int(new),
+            line,
+            digest or None,
+            generation,
+        )
 
 
 def _digest(text: str | None) -> bytes | None:
@@ -448,36 +457,13 @@ class Journal:
         digest: bytes = b"",
     ) -> None:
         """Buffer one outcome; it is written at the next :meth:`commit`. ``digest``: the row's
-        :func:`row_digest` (empty when the caller has none)."""
-        self._pending.append(
-            (
-                row,
-                int(ok),
-                category,
-                None if new is None else int(new),
-                line,
-                digest or None,
-                self.generation,
-            )
-        )
+        :func:`row_digest` (empty when the caller has none). A run records a row at most once
+        (the engine settles each row once); a later run's outcome replaces it."""
+        self._pending.append((row, ok, line, category, new, digest))
 
-    def record_many(
-        self, outcomes: Iterable[tuple[int, bool, bytes, str | None, bool | None, bytes]]
-    ) -> None:
+    def record_many(self, outcomes: Iterable[_Outcome]) -> None:
         """:meth:`record` for each ``(row, ok, line, category, new, digest)``."""
-        generation = self.generation
-        self._pending.extend(
-            (
-                row,
-                int(ok),
-                category,
-                None if new is None else int(new),
-                line,
-                digest or None,
-                generation,
-            )
-            for row, ok, line, category, new, digest in outcomes
-        )
+        self._pending.extend(outcomes)
 
     def mark_sent(self, rows: Iterable[int], digests: Iterable[bytes] = ()) -> int:
         """Commit at once that these create rows are about to be sent; returns the mark's id.
@@ -559,7 +545,7 @@ class Journal:
 
     def _take(self) -> _Writes:
         """What is buffered, handed over (on the event loop's thread) to be written."""
-        writes = _Writes(self._pending, self._released, self._kept)
+        writes = _Writes(self._pending, self.generation, self._released, self._kept)
         self._pending, self._released, self._kept = [], [], []
         return writes
 
@@ -570,11 +556,13 @@ class Journal:
         for keep, mark in writes.kept:
             self._shrink_mark(mark, keep)
         if writes.pending:
-            settled = _settled_row(writes.pending)
+            settled = _settled_row(writes.pending, writes.generation)
             if settled is not None:
                 self._db.execute(_INSERT_SETTLED, settled)
             else:
-                self._db.executemany(_INSERT_OUTCOME, writes.pending)
+                self._db.executemany(
+                    _INSERT_OUTCOME, _outcome_rows(writes.pending, writes.generation)
+                )
 
     def _fold(self) -> None:
         """Move the settled outcomes into ``outcomes``, oldest first, in one transaction (see

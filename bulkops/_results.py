@@ -164,7 +164,19 @@ class ResultWriter:
         for outcome in outcomes:
             item = outcome.item
             if outcome.ok:
-                data = succeeded_line(outcome, id_property=id_property)
+                new = outcome.new
+                if (
+                    new is not None
+                    and id_property is None
+                    and outcome.properties is None
+                    and not outcome.extra
+                    and item.passthrough is None
+                ):
+                    # succeeded_line's common case (a create's or an upsert's written row),
+                    # inline: this runs for every record written.
+                    data = _dumps({"row": item.row, "id": outcome.hubspot_id, "new": new})
+                else:
+                    data = succeeded_line(outcome, id_property=id_property)
                 ok_buf += data
                 ok_buf += b"\n"
                 category = None
