@@ -39,6 +39,8 @@ class Parsed:
     unmentioned: list[Item] = field(default_factory=list)
     # An error the response carried that names no item; kept as the reason if retries run out.
     stray_error: str | None = None
+    # Every outcome is a success (a fast reading): nothing for the policy to reconsider.
+    all_ok: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,16 +141,15 @@ class V3Dialect:
         by_trace = {str(it.row): it for it in items}
         if op is Operation.CREATE:
             # Every create is new; one comprehension, as this runs for every record written.
-            take = by_trace.pop  # a missing key (None too: no trace id) raises KeyError
+            take = by_trace.pop  # a missing key ("" too: no trace id) raises KeyError
             try:
-                return Parsed(
-                    [
-                        Outcome(take(r.objectWriteTraceId or ""), True, r.id, True)
-                        for r in answer.results
-                    ]
-                )
+                written = [
+                    Outcome(take(r.objectWriteTraceId or ""), True, r.id, True)
+                    for r in answer.results
+                ]
             except KeyError:
                 return None  # no trace id, an unknown or repeated one: match in full
+            return Parsed(written, all_ok=True)
         outcomes: list[Outcome] = []
         for result in answer.results:
             trace = result.objectWriteTraceId
@@ -158,8 +157,8 @@ class V3Dialect:
             if item is None:
                 return None  # no trace id, an unknown or repeated one: match in full
             new = _new_flag(op, item, result.new)
-            outcomes.append(Outcome(item, True, hubspot_id=result.id, new=new))
-        return Parsed(outcomes)
+            outcomes.append(Outcome(item, True, result.id, new))
+        return Parsed(outcomes, all_ok=True)
 
     def parse_ok(self, items: Sequence[Item], response: HttpResponse) -> Parsed:
         if self.operation is Operation.ARCHIVE:

@@ -96,6 +96,35 @@ class Scheduler:
         self._admit(item, phase)
         return True
 
+    def try_put_many(self, items: Sequence[Item]) -> int | None:
+        """:meth:`try_put` for each of ``items`` (fresh writes) while there is room: how many
+        were admitted, from the first (all of them unless the engine filled up), or None once
+        the job is halted. One call for a chunk of rows instead of one for each."""
+        if self.halted:
+            return None
+        room = self.max_outstanding - self.outstanding
+        if room <= 0 or not items:
+            return 0
+        taken = items if len(items) <= room else items[:room]
+        self.outstanding += len(taken)
+        ready, busy = self._ready, self._busy
+        before = len(ready)
+        for item in taken:
+            key = item.key
+            if key is not None:
+                if key in busy:
+                    self._waiting.setdefault(key, deque()).append((item, Phase.WRITE))
+                    continue
+                busy.add(key)
+            ready.append(item)
+        after = len(ready)
+        if after > before:
+            if not before:
+                self._ready_since = self._clock()
+            if not before or after // self.batch_size > before // self.batch_size:
+                self._notify()  # a first record, or a batch's worth more: as _admit does
+        return len(taken)
+
     def _admit(self, item: Item, phase: Phase) -> None:
         if phase is Phase.VERIFY:
             heapq.heappush(self._verify, (self._clock(), next(self._seq), item))

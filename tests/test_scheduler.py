@@ -4,6 +4,7 @@ the one termination rule."""
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from bulkops._models import Batch, Item, Phase
@@ -157,3 +158,57 @@ async def test_every_record_comes_out_exactly_once(n: int) -> None:
             tg.start_soon(consumer)
             tg.start_soon(consumer)
     assert sorted(out) == list(range(1, n + 1))
+
+
+async def _drain(s: Scheduler) -> list[list[int]]:
+    """Every batch the scheduler forms, finishing each as it comes (no waits: linger 0)."""
+    seen: list[list[int]] = []
+    s.close_intake()
+    with anyio.fail_after(1):
+        while (batch := await s.next_batch()) is not None:
+            seen.append([it.row for it in batch.items])
+            s.finish_many(batch.items)
+    return seen
+
+
+KEYED = [(n, None if n % 3 else str(n % 4)) for n in range(1, 40)]
+
+
+async def test_try_put_many_admits_as_try_put_does_one_by_one() -> None:
+    one_by_one = Scheduler(batch_size=10, max_outstanding=1000, linger=0.0)
+    for n, key in KEYED:
+        assert one_by_one.try_put(item(n, key)) is True
+    many = Scheduler(batch_size=10, max_outstanding=1000, linger=0.0)
+    chunk = [item(n, key) for n, key in KEYED]
+    assert many.try_put_many(chunk[:7]) == 7
+    assert many.try_put_many(chunk[7:]) == len(KEYED) - 7
+    assert many.outstanding == one_by_one.outstanding == len(KEYED)
+    assert await _drain(many) == await _drain(one_by_one)
+
+
+async def test_try_put_many_stops_at_the_memory_bound_and_when_halted() -> None:
+    s = Scheduler(batch_size=2, max_outstanding=5, linger=0.0)
+    chunk = [item(n) for n in range(1, 9)]
+    assert s.try_put_many(chunk) == 5  # the first five; the caller awaits put for the rest
+    assert s.try_put_many(chunk[5:]) == 0
+    assert s.try_put(chunk[5]) is None
+    s.halt()
+    assert s.try_put_many(chunk[5:]) is None
+    assert s.try_put(chunk[5]) is False
+
+
+async def test_try_put_many_wakes_a_waiting_worker() -> None:
+    s = Scheduler(batch_size=3, max_outstanding=100, linger=10.0)
+    got: list[list[int]] = []
+
+    async def worker() -> None:
+        batch = await s.next_batch()
+        assert batch is not None
+        got.append([it.row for it in batch.items])
+
+    with anyio.fail_after(1):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker)
+            await anyio.lowlevel.checkpoint()  # the worker waits for a full batch
+            assert s.try_put_many([item(n) for n in range(1, 5)]) == 4
+    assert got == [[1, 2, 3]]
