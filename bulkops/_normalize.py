@@ -333,15 +333,17 @@ class Normalizer:
             if plain is not None and len(plain) < _PLAIN_NAMES_KEPT:
                 plain.add(name)
             properties[name] = value
-        return self._finish(row, raw, properties, associations)
+        return self.finish(row, raw, properties, associations)
 
-    def _finish(
+    def finish(
         self,
         row: int,
         raw: dict[str, Any],
         properties: dict[str, str],
         associations: list[dict[str, Any]] | None,
     ) -> Item:
+        """The item of a record whose properties and associations are gathered: its id and
+        batch key checked for the operation (``RowCheck``'s flat path calls this directly)."""
         op, idp = self.operation, self.id_property
         if associations and op is not Operation.CREATE:
             raise InputError("associations can only be given when creating", field="associations")
