@@ -34,7 +34,7 @@ def _unseen(value: str) -> bool:
     raise AssertionError("a marker, never called")
 
 
-def _general(value: str) -> bool:
+def _elsewhere(value: str) -> bool:
     """A column only the general path handles ("assoc:..." columns)."""
     raise AssertionError("a marker, never called")
 
@@ -132,7 +132,7 @@ class RowCheck:
             if check is None:
                 properties[name] = value
                 continue
-            if check is _general:
+            if check is _elsewhere:
                 return self._general(row, data)
             if check is _skip:
                 continue
@@ -157,7 +157,7 @@ class RowCheck:
         """What the flat path does with a column, kept for the rows after this one."""
         check: _Check | None
         if type(name) is not str or name[:6] == "assoc:":
-            check = _general  # the general path raises or parses associations
+            check = _elsewhere  # the general path raises or parses associations
         elif name == "id":
             check = _skip
         elif self._validate is not None and self._schema is not None:
