@@ -135,6 +135,8 @@ class RowCheck:
             if check is _elsewhere:
                 return self._general(row, data)
             if check is _skip:
+                if type(name) is not str:
+                    return self._general(row, data)  # equal to "id", but refused there
                 continue
             properties[name] = value
             if check is REFUSE or (value and not check(value)):

@@ -27,6 +27,12 @@ def _schema() -> PropertySchema:
     return PropertySchema.from_hubspot(body, object_type="tickets")
 
 
+class _Name(str):
+    """A key that is a str but not exactly one (as a StrEnum member is)."""
+
+    __slots__ = ()
+
+
 GOOD = {
     "subject": "Printer on fire",
     "content": "It is, really",
@@ -70,6 +76,8 @@ ROWS: list[dict[Any, Any]] = [
     {**GOOD, "subject": ["a"]},
     {**GOOD, 5: "x"},  # a name that is not a string
     {**GOOD, 5: ""},
+    {**GOOD, _Name("id"): "1"},  # a str subclass: not a string name to the normaliser
+    {**GOOD, _Name("subject"): "S2", _Name("nosuch"): "x", _Name("assoc:16"): "1"},
     {**GOOD, "properties": "a column named properties"},
     {**GOOD, "associations": "a column named associations"},
     {"id": "7", "properties": {"subject": "S", "hs_pipeline_stage": "1"}},
