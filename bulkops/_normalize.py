@@ -293,6 +293,12 @@ class Normalizer:
         # every row of a file repeats them, so each is checked once, not once per row.
         self._plain: set[str] = set()
 
+    def seen_plain(self, name: str) -> None:
+        """Note ``name`` (a str) as a plain property column, as a flat record with a value in
+        it would: for ``RowCheck``'s flat path, which reads such records without this."""
+        if len(self._plain) < _PLAIN_NAMES_KEPT:
+            self._plain.add(name)
+
     def __call__(self, row: int, data: Mapping[str, Any]) -> Item:
         raw = data if isinstance(data, dict) else dict(data)
         props_in = raw.get("properties")

@@ -162,10 +162,12 @@ class RowCheck:
             check = _elsewhere  # the general path raises or parses associations
         elif name == "id":
             check = _skip
-        elif self._validate is not None and self._schema is not None:
-            check = self._schema.column_check(name)
         else:
+            # A plain property: the normaliser would have noted it as one by now.
+            self._normalize.seen_plain(name)
             check = None
+            if self._validate is not None and self._schema is not None:
+                check = self._schema.column_check(name)
         if len(self._columns) < _COLUMNS_KEPT and type(name) is str:
             self._columns[name] = check
         return check

@@ -210,3 +210,15 @@ def test_a_refused_value_reports_every_error_in_row_order() -> None:
 def test_unusual_jobs_take_the_general_path(config: dict[str, Any]) -> None:
     check = _check(_schema(), **config)
     assert not check._flat_ok
+
+
+def test_names_seen_on_the_flat_path_count_as_seen_on_the_general_path() -> None:
+    # The normaliser takes a str-subclass name when it has seen the name as a str before:
+    # rows of the flat path must count as seen for a later row that takes the general path.
+    rows: list[dict[str, Any]] = [
+        dict(GOOD),
+        {_Name("subject"): "S3", _Name("hs_pipeline_stage"): "1", "n": 5},
+    ]
+    fast, slow = _check(_schema(), operation="create"), _check(_schema(), operation="create")
+    for row, data in enumerate(rows, start=1):
+        assert _shape(fast(row, dict(data))) == _shape(slow._general(row, dict(data)))
