@@ -40,6 +40,7 @@ from ._stats import Stop, StopLatch, StopReason
 __all__ = ["Intake", "Resumed", "Source", "rows_of"]
 
 _CHECK_EVERY_ROWS = 16
+_WRITE = Phase.WRITE
 _YIELD_EVERY_S = 0.002
 
 IN_FLIGHT_AMBIGUOUS = (
@@ -151,21 +152,22 @@ class Intake:
                 pending = [first, *drain()] if drain is not None else [first]
                 stopped = False
                 for index, raw in enumerate(pending):
-                    if self.rows_read % _CHECK_EVERY_ROWS == 0:
+                    read = self.rows_read  # only this loop changes it
+                    if read % _CHECK_EVERY_ROWS == 0:
                         # Normalising never waits, and neither does the scheduler until it is
                         # full: let the loop's other tasks (the host program's too) run.
                         now = time.monotonic()
                         if now - yielded_at >= _YIELD_EVERY_S:
                             await anyio.lowlevel.checkpoint()
                             yielded_at = time.monotonic()
-                    if self.rows_read == 0 and (
+                    if read == 0 and (
                         problem := self._check.header_problem(getattr(rows, "header", None))
                     ):
                         # A mistake in the header is one error, before the first write.
                         self._latch.set(Stop(StopReason.INPUT, problem))
                         stopped = True
                         break
-                    self.rows_read += 1
+                    self.rows_read = read + 1
                     try:
                         taken = self._take(raw)
                     except _Refused as refused:
@@ -210,28 +212,33 @@ class Intake:
         """The item to schedule for this row, and its phase; None when the row ends here
         (finished before, unreadable, invalid, or a create that may exist without a way to
         check)."""
-        digest = row_digest(raw.data, None) if self._digests and raw.data else b""
-        done = self._finished.digest(raw.row) if self._resumed is not None else None
-        if done is not None:
-            if done and digest and done != digest:
-                raise _Refused(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
-            self.skipped += 1
-            return None
-        if self._limit is not None and self._taken >= self._limit:
+        data = raw.data
+        digest = row_digest(data, None) if self._digests and data else b""
+        resumed = self._resumed is not None
+        if resumed:
+            done = self._finished.digest(raw.row)
+            if done is not None:
+                if done and digest and done != digest:
+                    raise _Refused(Stop(StopReason.INPUT, _not_the_same_input(raw.row)))
+                self.skipped += 1
+                return None
+        limit = self._limit
+        if limit is not None and self._taken >= limit:
             raise _LimitReached
         self._taken += 1
-        if raw.data is None:
+        if data is None:
             self._settle_unparsed(raw)
             return None
-        checked = self._check(raw.row, raw.data)
+        checked = self._check(raw.row, data)
         if isinstance(checked, Outcome):
             self._settle(checked)  # invalid: normalising or pre-flight failed
             return None
         item = checked
-        item.digest = digest
-        in_flight = self._resumed is not None and self._in_flight.has(raw.row)
+        if digest:
+            item.digest = digest  # else the default, b""
+        in_flight = resumed and self._in_flight.has(raw.row)
         if not in_flight and not raw.maybe_written:
-            return item, Phase.WRITE
+            return item, _WRITE
         # Sent before the stop with no outcome, or a retried AMBIGUOUS row: it may exist.
         item.maybe_written = True
         item.attempts = 1

@@ -293,6 +293,12 @@ class Normalizer:
         # every row of a file repeats them, so each is checked once, not once per row.
         self._plain: set[str] = set()
 
+    def seen_plain(self, name: str) -> None:
+        """Note ``name`` (a str) as a plain property column, as a flat record with a value in
+        it would: for ``RowCheck``'s flat path, which reads such records without this."""
+        if len(self._plain) < _PLAIN_NAMES_KEPT:
+            self._plain.add(name)
+
     def __call__(self, row: int, data: Mapping[str, Any]) -> Item:
         raw = data if isinstance(data, dict) else dict(data)
         props_in = raw.get("properties")
@@ -333,15 +339,17 @@ class Normalizer:
             if plain is not None and len(plain) < _PLAIN_NAMES_KEPT:
                 plain.add(name)
             properties[name] = value
-        return self._finish(row, raw, properties, associations)
+        return self.finish(row, raw, properties, associations)
 
-    def _finish(
+    def finish(
         self,
         row: int,
         raw: dict[str, Any],
         properties: dict[str, str],
         associations: list[dict[str, Any]] | None,
     ) -> Item:
+        """The item of a record whose properties and associations are gathered: its id and
+        batch key checked for the operation (``RowCheck``'s flat path calls this directly)."""
         op, idp = self.operation, self.id_property
         if associations and op is not Operation.CREATE:
             raise InputError("associations can only be given when creating", field="associations")

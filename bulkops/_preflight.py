@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["FieldError", "PropertySchema"]
+__all__ = ["REFUSE", "FieldError", "PropertySchema"]
 
 # Objects HubSpot will not create without these, by name and by type id. Facts only: the
 # tickets guide says "If a pipeline isn't specified, the default pipeline will be used", so
@@ -102,6 +102,9 @@ def _is_datetime(value: str) -> bool:
 def _refuse(value: str) -> bool:
     """The checker of unknown and read-only properties: no value, not even "", is accepted."""
     return False
+
+
+REFUSE: _Check = _refuse
 
 
 # --- building the per-property rules --------------------------------------------------------
@@ -321,6 +324,17 @@ class PropertySchema:
 
     def required_on_create(self) -> frozenset[str]:
         return self._required
+
+    def column_check(self, name: str) -> _Check | None:
+        """The hot path's checker of one property: None when anything goes, :data:`REFUSE`
+        (which takes no value, not even "") when it is unknown or read-only, else a
+        ``str -> bool`` for a non-empty value. What :meth:`validate` applies, for callers that
+        check a row's values as they walk it (``_rowcheck``)."""
+        return self._checks.get(name, _refuse)
+
+    def required_order(self) -> tuple[str, ...]:
+        """The properties required on create, in the order :meth:`validate` reports them."""
+        return self._required_order
 
     def validate(self, properties: Mapping[str, str], *, creating: bool) -> list[FieldError]:
         """Return what HubSpot would refuse in ``properties``; an empty list when all is well.

@@ -3,7 +3,7 @@ and pre-flight. Pure: a row in, an item to send or the outcome that ends it out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._coerce import Coercer
@@ -13,11 +13,33 @@ from ._header import check_columns
 from ._mapping import Mapper
 from ._models import Item, Operation, Outcome
 from ._normalize import Normalizer
-from ._preflight import PropertySchema
+from ._preflight import REFUSE, PropertySchema
 
 __all__ = ["RowCheck", "split_passthrough"]
 
 _VALIDATED = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})
+
+_Check = Callable[[str], bool]
+
+
+# Markers in RowCheck._columns beside the schema's checkers (None: a property that takes
+# anything; REFUSE: one that takes nothing).
+def _skip(value: str) -> bool:
+    """The column "id": the record id, never a property (the general path skips it too)."""
+    raise AssertionError("a marker, never called")
+
+
+def _unseen(value: str) -> bool:
+    """A column not looked at yet."""
+    raise AssertionError("a marker, never called")
+
+
+def _elsewhere(value: str) -> bool:
+    """A column only the general path handles ("assoc:..." columns)."""
+    raise AssertionError("a marker, never called")
+
+
+_COLUMNS_KEPT = 10_000  # bounded, as Normalizer's own cache of plain names
 
 
 class RowCheck:
@@ -26,16 +48,17 @@ class RowCheck:
     def __init__(self, config: JobConfig, schema: PropertySchema | None) -> None:
         self._config = config
         self._schema = schema
+        coercer = Coercer(
+            types=schema.types() if schema is not None else None,
+            zone=config.zone,
+            hooks=config.coerce,
+        )
         self._normalize = Normalizer(
             config.operation,
             api=config.api,
             id_property=config.id_property,
             empty_clears=config.empty_clears,
-            coerce=Coercer(
-                types=schema.types() if schema is not None else None,
-                zone=config.zone,
-                hooks=config.coerce,
-            ),
+            coerce=coercer,
         )
         self._creating = config.operation is Operation.CREATE
         self._validate = None
@@ -44,6 +67,17 @@ class RowCheck:
         self.mapper: Mapper | None = None
         if config.mapping.active:
             self.mapper = Mapper(config.mapping, schema, id_property=config.id_property)
+        # The flat path (see _flat): rows as a CSV gives them, checked in one walk.
+        self._flat_ok = not config.passthrough and self.mapper is None and not coercer.has_hooks
+        self._keep_empty = config.empty_clears
+        self._finish = self._normalize.finish
+        # A create without an id property: Normalizer.finish has nothing to check.
+        self._plain_create = self._creating and not config.id_property
+        self._required: tuple[str, ...] = ()
+        if self._validate is not None and self._creating and schema is not None:
+            self._required = schema.required_order()
+        # Column name -> its checker, or a marker: each name is looked at once, not per row.
+        self._columns: dict[str, _Check | None] = {}
 
     def header_problem(self, header: Sequence[str] | None) -> str | None:
         """One message when the (mapped) header cannot be right for the job, else None."""
@@ -73,7 +107,72 @@ class RowCheck:
 
     def __call__(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         """The item to send, or the failed outcome of a row that cannot be sent. The item keeps
-        the row as given (``raw``), so failed.jsonl holds the input, not the mapped row."""
+        the row as given (``raw``), so failed.jsonl holds the input, not the mapped row.
+
+        The common case is checked in one walk of the row (the flat path): every value a
+        string, every column a plain property or "id", no passthrough, mapping or hooks. It
+        normalises and pre-flights as the general path does, in the same order, and hands any
+        other row (a non-string value or name, an association column) to the general path,
+        which then decides everything. A value the schema refuses only marks the row:
+        ``validate`` then names the errors, exactly as for any other row."""
+        if not self._flat_ok or type(data) is not dict:
+            return self._general(row, data)
+        keep_empty = self._keep_empty
+        columns = self._columns
+        properties: dict[str, str] = {}
+        bad = False
+        for name, value in data.items():
+            if type(value) is not str:
+                return self._general(row, data)
+            if not value and not keep_empty:
+                continue  # as Normalizer: an empty cell is no value (and no column check)
+            check = columns.get(name, _unseen)
+            if check is _unseen:
+                check = self._learn(name)
+            if check is None:
+                properties[name] = value
+                continue
+            if check is _elsewhere:
+                return self._general(row, data)
+            if check is _skip:
+                if type(name) is not str:
+                    return self._general(row, data)  # equal to "id", but refused there
+                continue
+            properties[name] = value
+            if check is REFUSE or (value and not check(value)):
+                bad = True
+        for name in self._required:
+            if not properties.get(name):
+                bad = True
+        if self._plain_create:
+            item = Item(row, data, properties)  # what Normalizer.finish makes of it
+        else:
+            try:
+                item = self._finish(row, data, properties, None)
+            except InputError as exc:
+                return _input_error(row, data, None, exc)
+        if bad:
+            return self._preflight(item)
+        return item
+
+    def _learn(self, name: Any) -> _Check | None:
+        """What the flat path does with a column, kept for the rows after this one."""
+        check: _Check | None
+        if type(name) is not str or name[:6] == "assoc:":
+            check = _elsewhere  # the general path raises or parses associations
+        elif name == "id":
+            check = _skip
+        else:
+            # A plain property: the normaliser would have noted it as one by now.
+            self._normalize.seen_plain(name)
+            check = None
+            if self._validate is not None and self._schema is not None:
+                check = self._schema.column_check(name)
+        if len(self._columns) < _COLUMNS_KEPT and type(name) is str:
+            self._columns[name] = check
+        return check
+
+    def _general(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         carried = None
         sent = data
         if self._config.passthrough:
@@ -82,25 +181,36 @@ class RowCheck:
         try:
             item = self._normalize(row, mapped)
         except InputError as exc:
-            extra = {"property": exc.field} if exc.field else {}
-            failed = Item(row, data, {}, passthrough=carried)
-            return Outcome(failed, False, category=INPUT_ERROR, message=str(exc), extra=extra)
+            return _input_error(row, data, carried, exc)
         item.raw = data  # failed lines keep the whole row, for a retry
         item.passthrough = carried
         if self._validate is not None:
-            errors = self._validate(item.properties, creating=self._creating)
-            if errors:
-                return Outcome(
-                    item,
-                    False,
-                    category=PREFLIGHT,
-                    message="; ".join(e.message for e in errors),
-                    extra={
-                        "properties": [e.property for e in errors],
-                        "codes": [e.code for e in errors],
-                    },
-                )
+            return self._preflight(item)
         return item
+
+    def _preflight(self, item: Item) -> Item | Outcome:
+        assert self._validate is not None
+        errors = self._validate(item.properties, creating=self._creating)
+        if errors:
+            return Outcome(
+                item,
+                False,
+                category=PREFLIGHT,
+                message="; ".join(e.message for e in errors),
+                extra={
+                    "properties": [e.property for e in errors],
+                    "codes": [e.code for e in errors],
+                },
+            )
+        return item
+
+
+def _input_error(
+    row: int, data: dict[str, Any], carried: dict[str, Any] | None, exc: InputError
+) -> Outcome:
+    extra = {"property": exc.field} if exc.field else {}
+    failed = Item(row, data, {}, passthrough=carried)
+    return Outcome(failed, False, category=INPUT_ERROR, message=str(exc), extra=extra)
 
 
 def split_passthrough(

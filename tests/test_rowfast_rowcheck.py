@@ -1,0 +1,224 @@
+"""RowCheck's flat path (one walk of a string-valued row) against its general path
+(Normalizer, then PropertySchema.validate): the same item or outcome for every row."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkops import Secret
+from bulkops._config import JobConfig
+from bulkops._errors import PREFLIGHT
+from bulkops._mapping import ColumnMapping
+from bulkops._models import Item, Outcome
+from bulkops._preflight import PropertySchema
+from bulkops._rowcheck import RowCheck
+from bulkops.testing._fake_types import build_types, property_json
+
+
+def _schema() -> PropertySchema:
+    ot = build_types(None)["tickets"]
+    body = {"results": [property_json(ot, p) for p in ot.properties]}
+    return PropertySchema.from_hubspot(body, object_type="tickets")
+
+
+class _Name(str):
+    """A key that is a str but not exactly one (as a StrEnum member is)."""
+
+    __slots__ = ()
+
+
+GOOD = {
+    "subject": "Printer on fire",
+    "content": "It is, really",
+    "hs_pipeline": "0",
+    "hs_pipeline_stage": "1",
+    "hs_ticket_priority": "HIGH",
+    "external_id": "ext-1",
+}
+
+ROWS: list[dict[Any, Any]] = [
+    GOOD,
+    {**GOOD, "content": ""},  # an empty cell
+    {**GOOD, "subject": ""},  # required, empty
+    {k: v for k, v in GOOD.items() if k != "hs_pipeline_stage"},  # required, missing
+    {**GOOD, "hs_ticket_priority": "Highest"},  # not an option
+    {**GOOD, "hs_ticket_priority": "", "hs_pipeline_stage": "9"},
+    {**GOOD, "hs_ticket_category": "PRODUCT_ISSUE;BILLING_ISSUE"},
+    {**GOOD, "hs_ticket_category": "PRODUCT_ISSUE;NOPE"},
+    {**GOOD, "nosuchproperty": "x"},  # unknown
+    {**GOOD, "nosuchproperty": ""},  # unknown, empty: skipped unless --empty-clears
+    {**GOOD, "hs_object_id": "12"},  # read-only
+    {**GOOD, "hs_object_id": ""},
+    {**GOOD, "customer_score": "12.5", "is_escalated": "TRUE", "due_date": "2024-02-30"},
+    {**GOOD, "customer_score": "1_000", "is_escalated": "yes", "due_date": "2024-02-29"},
+    {**GOOD, "createdate": "2026-01-02T03:04:05Z"},
+    {**GOOD, "createdate": "yesterday"},
+    {**GOOD, "id": "512"},
+    {**GOOD, "id": ""},
+    {**GOOD, "id": "51x"},
+    {**GOOD, "assoc:16": "1;2"},
+    {**GOOD, "assoc:16": ""},
+    {**GOOD, "assoc:bad:x:y": "1"},
+    {**GOOD, "assoc:USER_DEFINED:7": " 3 ; ;4"},
+    {**GOOD, "customer_score": 5},  # non-string values
+    {**GOOD, "customer_score": None},
+    {**GOOD, "customer_score": math.nan},
+    {**GOOD, "customer_score": Decimal("1E+2")},
+    {**GOOD, "customer_score": True},
+    {**GOOD, "createdate": datetime(2026, 1, 2, tzinfo=UTC)},
+    {**GOOD, "createdate": datetime(2026, 1, 2)},  # naive: an input error
+    {**GOOD, "subject": ["a"]},
+    {**GOOD, 5: "x"},  # a name that is not a string
+    {**GOOD, 5: ""},
+    {**GOOD, _Name("id"): "1"},  # a str subclass: not a string name to the normaliser
+    {**GOOD, _Name("subject"): "S2", _Name("nosuch"): "x", _Name("assoc:16"): "1"},
+    {**GOOD, "properties": "a column named properties"},
+    {**GOOD, "associations": "a column named associations"},
+    {"id": "7", "properties": {"subject": "S", "hs_pipeline_stage": "1"}},
+    {
+        "properties": {"subject": "S", "hs_pipeline_stage": "1"},
+        "associations": [{"to": {"id": "3"}, "types": [{"associationTypeId": 16}]}],
+    },
+    {"external_id": "EXT-2", "hs_pipeline_stage": "2"},
+    {"external_id": "", "subject": "no key"},
+    {"id": "1", "hs_ticket_priority": "LOW"},
+    {"id": " 42 ", "external_id": " Mixed@Case "},
+    {},
+]
+
+CONFIGS: list[dict[str, Any]] = [
+    {"operation": "create"},
+    {"operation": "create", "empty_clears": True},
+    {"operation": "create", "preflight": False},
+    {"operation": "create", "id_property": "external_id"},
+    {"operation": "update"},
+    {"operation": "update", "empty_clears": True},
+    {"operation": "update", "id_property": "external_id"},
+    {"operation": "upsert", "id_property": "external_id"},
+    {"operation": "archive"},
+]
+
+
+def _shape(result: Item | Outcome) -> tuple[Any, ...]:
+    """Everything a result carries, comparable."""
+
+    def item(it: Item) -> tuple[Any, ...]:
+        return (
+            type(it),
+            it.row,
+            it.raw,
+            it.raw is not None,
+            it.properties,
+            list(it.properties),  # the order too: validate reports in it
+            it.record_id,
+            it.associations,
+            it.key,
+            it.attempts,
+            it.maybe_written,
+            it.digest,
+            it.passthrough,
+        )
+
+    if isinstance(result, Outcome):
+        return (
+            "outcome",
+            item(result.item),
+            result.ok,
+            result.hubspot_id,
+            result.new,
+            result.properties,
+            result.category,
+            result.message,
+            result.extra,
+        )
+    return ("item", item(result))
+
+
+def _check(schema: PropertySchema | None, **config: Any) -> RowCheck:
+    return RowCheck(JobConfig(token=Secret("x"), out_dir=Path("/tmp/unused"), **config), schema)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+@pytest.mark.parametrize("with_schema", [True, False], ids=["schema", "no-schema"])
+def test_flat_path_gives_what_the_general_path_gives(
+    config: dict[str, Any], with_schema: bool
+) -> None:
+    schema = _schema() if with_schema else None
+    fast = _check(schema, **config)
+    assert fast._flat_ok
+    slow = _check(schema, **config)
+    # Twice over: the second round finds every column in the flat path's cache.
+    for _ in range(2):
+        for row, data in enumerate(ROWS, start=1):
+            expected = _shape(slow._general(row, dict(data)))
+            assert _shape(fast(row, dict(data))) == expected, (config, data)
+
+
+def test_flat_path_is_taken_and_learns_each_column_once() -> None:
+    check = _check(_schema(), operation="create")
+    result = check(1, dict(GOOD))
+    assert isinstance(result, Item)
+    assert set(check._columns) == set(GOOD)
+    # A row the flat path cannot finish changes nothing it learned.
+    check(2, {**GOOD, "assoc:16": "1"})
+    assert set(check._columns) == {*GOOD, "assoc:16"}
+
+
+def test_a_refused_value_reports_every_error_in_row_order() -> None:
+    check = _check(_schema(), operation="create")
+    data = {
+        "hs_ticket_priority": "nope",
+        "hs_object_id": "1",
+        "subject": "",
+        "nosuch": "x",
+    }
+    result = check(3, data)
+    assert isinstance(result, Outcome)
+    assert result.category == PREFLIGHT
+    assert result.extra["properties"] == [
+        "hs_ticket_priority",
+        "hs_object_id",
+        "nosuch",
+        "hs_pipeline_stage",
+        "subject",
+    ]
+    assert result.extra["codes"] == [
+        "INVALID_OPTION",
+        "READ_ONLY_VALUE",
+        "PROPERTY_DOESNT_EXIST",
+        "REQUIRED_PROPERTY",
+        "REQUIRED_PROPERTY",
+    ]
+    assert result.item.raw is data
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"operation": "create", "passthrough": ("content",)},
+        {"operation": "create", "coerce": {"subject": lambda v: str(v).upper()}},
+        {"operation": "create", "mapping": ColumnMapping(rename=(("Title", "subject"),))},
+    ],
+    ids=["passthrough", "hooks", "mapping"],
+)
+def test_unusual_jobs_take_the_general_path(config: dict[str, Any]) -> None:
+    check = _check(_schema(), **config)
+    assert not check._flat_ok
+
+
+def test_names_seen_on_the_flat_path_count_as_seen_on_the_general_path() -> None:
+    # The normaliser takes a str-subclass name when it has seen the name as a str before:
+    # rows of the flat path must count as seen for a later row that takes the general path.
+    rows: list[dict[str, Any]] = [
+        dict(GOOD),
+        {_Name("subject"): "S3", _Name("hs_pipeline_stage"): "1", "n": 5},
+    ]
+    fast, slow = _check(_schema(), operation="create"), _check(_schema(), operation="create")
+    for row, data in enumerate(rows, start=1):
+        assert _shape(fast(row, dict(data))) == _shape(slow._general(row, dict(data)))
