@@ -150,6 +150,10 @@ class Intake:
         try:
             async for first in rows:
                 pending = [first, *drain()] if drain is not None else [first]
+                # Fresh writes are admitted a chunk at a time (Scheduler.try_put_many), and
+                # always before anything that waits or stops, and before a read-back is put:
+                # writes to one key still reach the scheduler in input order.
+                fresh: list[Item] = []
                 stopped = False
                 for index, raw in enumerate(pending):
                     read = self.rows_read  # only this loop changes it
@@ -158,6 +162,9 @@ class Intake:
                         # full: let the loop's other tasks (the host program's too) run.
                         now = time.monotonic()
                         if now - yielded_at >= _YIELD_EVERY_S:
+                            if fresh and not await self._admit(fresh):
+                                stopped = True
+                                break
                             await anyio.lowlevel.checkpoint()
                             yielded_at = time.monotonic()
                     if read == 0 and (
@@ -177,18 +184,29 @@ class Intake:
                     except _LimitReached:
                         # A trial run: this row and the rest stay unprocessed, for resume.
                         self.rows_read -= 1
-                        self.left = len(pending) - index + await _count_rest(rows)
                         stopped = True
+                        if fresh and not await self._admit(fresh):
+                            break
+                        self.left = len(pending) - index + await _count_rest(rows)
                         break
                     if taken is None:
                         continue
+                    item, phase = taken
+                    if phase is Phase.WRITE:
+                        fresh.append(item)
+                        continue
+                    if fresh and not await self._admit(fresh):
+                        stopped = True
+                        break
                     # Admitted at once while there is room (no coroutine per row); else wait.
-                    admitted = scheduler.try_put(taken[0], phase=taken[1])
+                    admitted = scheduler.try_put(item, phase=phase)
                     if admitted is None:
-                        admitted = await scheduler.put(taken[0], phase=taken[1])
+                        admitted = await scheduler.put(item, phase=phase)
                     if not admitted:
                         stopped = True
                         break
+                if fresh and not await self._admit(fresh):
+                    stopped = True
                 if stopped:
                     break
             else:
@@ -207,6 +225,21 @@ class Intake:
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+    async def _admit(self, items: list[Item]) -> bool:
+        """Admit ``items`` (fresh writes, in input order) and empty the list; waits while the
+        engine is full. False once the job is halted: the rest stay unprocessed."""
+        scheduler = self._scheduler
+        taken = scheduler.try_put_many(items)
+        if taken is None:
+            items.clear()
+            return False
+        rest = items[taken:]
+        items.clear()
+        for item in rest:  # the engine is full: one at a time, as room is made
+            if not await scheduler.put(item):
+                return False
+        return True
 
     def _take(self, raw: RawRow) -> tuple[Item, Phase] | None:
         """The item to schedule for this row, and its phase; None when the row ends here

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bulkops import _sources as sources
 from bulkops._errors import ConfigError
 from bulkops._sources import (
     JsonNumber,
@@ -264,6 +265,25 @@ async def test_csv_header_is_on_the_stream_after_the_first_row(tmp_path: Path) -
 async def test_csv_nul_byte_is_an_error_row(tmp_path: Path) -> None:
     rows = await collect(read_csv(write(tmp_path / "t.csv", b"a,b\n1,\x002\n3,4\n")))
     assert rows == [RawRow(1, 2, None, "line 2: NUL byte"), RawRow(2, 3, {"a": "3", "b": "4"})]
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "problem"),
+    [
+        (b"x,\xe9\n", 41, "byte 0xe9 is not valid UTF-8"),
+        # A character split across two blocks is fine; one cut off by the file's end is not.
+        (b"x,\xc3\xa9\n9,\xc3", 42, "the file ends inside a UTF-8 character"),
+    ],
+)
+async def test_a_bad_byte_blocks_into_the_file_is_named_by_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: bytes, line: int, problem: str
+) -> None:
+    monkeypatch.setattr(sources, "_SCAN_CHUNK", 7)  # many blocks, and lines that span them
+    body = b"a,b\n" + b"".join(b"%d,ok\n" % n for n in range(1, 40))
+    path = write(tmp_path / "t.csv", body + tail)
+    with pytest.raises(SourceError) as info:
+        await read_csv(path).__anext__()
+    assert info.value.line == line and problem in str(info.value)
 
 
 async def test_csv_not_in_its_encoding_is_one_error_naming_the_line(tmp_path: Path) -> None:
