@@ -470,6 +470,10 @@ class _GatedRows:
         header: list[str] | None = getattr(self._rows, "header", None)
         return header
 
+    @property
+    def text_only(self) -> bool:
+        return bool(getattr(self._rows, "text_only", False))
+
     def __aiter__(self) -> _GatedRows:
         return self
 

@@ -280,6 +280,7 @@ class _GzipGuard(_Reader):
             problem = str(exc) or type(exc).__name__
             raise ConfigError(f"{self.name}: not a readable gzip file ({problem})") from None
         self.header = self._inner.header
+        self.text_only = self._inner.text_only
         return rows
 
     def _stop(self) -> None:

@@ -167,6 +167,9 @@ class Intake:
                                 break
                             await anyio.lowlevel.checkpoint()
                             yielded_at = time.monotonic()
+                    if read == 0:
+                        # Our CSV readers say so: every name and value they give is a str.
+                        self._check.text_only = bool(getattr(rows, "text_only", False))
                     if read == 0 and (
                         problem := self._check.header_problem(getattr(rows, "header", None))
                     ):

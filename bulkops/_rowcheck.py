@@ -78,6 +78,8 @@ class RowCheck:
             self._required = schema.required_order()
         # Column name -> its checker, or a marker: each name is looked at once, not per row.
         self._columns: dict[str, _Check | None] = {}
+        # Every name and value of every row is a string (a CSV's rows): the intake says so.
+        self.text_only = False
 
     def header_problem(self, header: Sequence[str] | None) -> str | None:
         """One message when the (mapped) header cannot be right for the job, else None."""
@@ -117,6 +119,39 @@ class RowCheck:
         ``validate`` then names the errors, exactly as for any other row."""
         if not self._flat_ok or type(data) is not dict:
             return self._general(row, data)
+        if self.text_only and not self._keep_empty:
+            return self._text(row, data)
+        return self._flat(row, data)
+
+    def _text(self, row: int, data: dict[str, Any]) -> Item | Outcome:
+        """The flat path for rows known to hold only strings (a CSV's), with no empty values
+        kept: no type checks, and a column's marker tested only when it has one. A column
+        not seen yet is learnt, then the row checked again from the start."""
+        columns = self._columns
+        properties: dict[str, str] = {}
+        bad = False
+        try:
+            for name, value in data.items():
+                if value:  # an empty cell is no value (and no column check)
+                    check = columns[name]
+                    if check is not None:
+                        if check is _skip:
+                            continue
+                        if check is _elsewhere:
+                            return self._general(row, data)
+                        if not check(value):  # REFUSE refuses every value
+                            bad = True
+                    properties[name] = value
+        except KeyError:
+            for name in data:
+                if name not in columns:
+                    self._learn(name)
+            if all(name in columns for name in data):
+                return self._text(row, data)
+            return self._flat(row, data)  # more columns than are kept: looked at per row
+        return self._flat_end(row, data, properties, bad)
+
+    def _flat(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         keep_empty = self._keep_empty
         columns = self._columns
         properties: dict[str, str] = {}
@@ -141,6 +176,11 @@ class RowCheck:
             properties[name] = value
             if check is REFUSE or (value and not check(value)):
                 bad = True
+        return self._flat_end(row, data, properties, bad)
+
+    def _flat_end(
+        self, row: int, data: dict[str, Any], properties: dict[str, str], bad: bool
+    ) -> Item | Outcome:
         for name in self._required:
             if not properties.get(name):
                 bad = True

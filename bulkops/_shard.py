@@ -58,6 +58,10 @@ class ShardRows:
         header: list[str] | None = getattr(self._rows, "header", None)
         return header
 
+    @property
+    def text_only(self) -> bool:
+        return bool(getattr(self._rows, "text_only", False))
+
     async def aclose(self) -> None:
         aclose = getattr(self._rows, "aclose", None)
         if aclose is not None:

@@ -151,6 +151,8 @@ class _Reader:
 
     # The CSV column names once the header is read; None for formats without a header.
     header: list[str] | None = None
+    # Every name and value of every row is a str (a CSV's): the row check may skip type tests.
+    text_only: bool = False
 
     def __init__(self, opener: Callable[[], IO[bytes]], *, name: str, owned: bool) -> None:
         self._opener = opener
@@ -380,6 +382,8 @@ class _Lines:
 
 
 class _CsvReader(_Reader):
+    text_only = True
+
     def __init__(
         self,
         opener: Callable[[], IO[bytes]],
@@ -736,6 +740,7 @@ class _SniffingReader(_Reader):
         assert self._inner is not None
         rows = self._inner.read(n)
         self.header = self._inner.header
+        self.text_only = self._inner.text_only
         return rows
 
     def _stop(self) -> None:
@@ -861,6 +866,11 @@ class _ThreadedRows:
     def header(self) -> list[str] | None:
         # Set by the worker thread while it read the first chunk, before this side saw a row.
         return self._handoff.reader.header
+
+    @property
+    def text_only(self) -> bool:
+        """Whether every name and value of every row is a str (a CSV's rows)."""
+        return self._handoff.reader.text_only
 
     def _close(self) -> None:
         self._buffer = []
