@@ -134,6 +134,8 @@ class Intake:
         self._creating = config.operation is Operation.CREATE
         self._limit = config.limit
         self._taken = 0  # rows of this run (not skipped as finished before), for --limit
+        # No resume, limit or digests: rows are taken a slice at a time (_take_plain).
+        self._plain = resumed is None and self._limit is None and not digests
         self._finished = _Finished(resumed.finished if resumed else None)
         self._in_flight = _Cursor(resumed.in_flight if resumed and self._creating else None)
         self.rows_read = 0
@@ -147,6 +149,7 @@ class Intake:
         # Our readers hand over what they have already read without an await per row.
         drain: Callable[[], list[RawRow]] | None = getattr(rows, "drain_buffered", None)
         yielded_at = time.monotonic()
+        header_checked = False
         try:
             async for first in rows:
                 pending = [first, *drain()] if drain is not None else [first]
@@ -155,7 +158,36 @@ class Intake:
                 # writes to one key still reach the scheduler in input order.
                 fresh: list[Item] = []
                 stopped = False
-                for index, raw in enumerate(pending):
+                if not header_checked:
+                    header_checked = True
+                    # Our CSV readers say so: every name and value they give is a str.
+                    self._check.text_only = bool(getattr(rows, "text_only", False))
+                    if problem := self._check.header_problem(getattr(rows, "header", None)):
+                        # A mistake in the header is one error, before the first write.
+                        self._latch.set(Stop(StopReason.INPUT, problem))
+                        break
+                start = 0
+                if self._plain:
+                    # The common case a slice at a time; the rows it does not take (and the
+                    # rest of the chunk after one) go the per-row way below.
+                    while start < len(pending):
+                        now = time.monotonic()
+                        if now - yielded_at >= _YIELD_EVERY_S:
+                            if fresh and not await self._admit(fresh):
+                                stopped = True
+                                break
+                            await anyio.lowlevel.checkpoint()
+                            yielded_at = time.monotonic()
+                        end = min(len(pending), start + _CHECK_EVERY_ROWS)
+                        done = self._take_plain(pending, start, end, fresh)
+                        if done < end:
+                            start = done
+                            break
+                        start = end
+                    if stopped:
+                        break
+                for index in range(start, len(pending)):
+                    raw = pending[index]
                     read = self.rows_read  # only this loop changes it
                     if read % _CHECK_EVERY_ROWS == 0:
                         # Normalising never waits, and neither does the scheduler until it is
@@ -167,16 +199,6 @@ class Intake:
                                 break
                             await anyio.lowlevel.checkpoint()
                             yielded_at = time.monotonic()
-                    if read == 0:
-                        # Our CSV readers say so: every name and value they give is a str.
-                        self._check.text_only = bool(getattr(rows, "text_only", False))
-                    if read == 0 and (
-                        problem := self._check.header_problem(getattr(rows, "header", None))
-                    ):
-                        # A mistake in the header is one error, before the first write.
-                        self._latch.set(Stop(StopReason.INPUT, problem))
-                        stopped = True
-                        break
                     self.rows_read = read + 1
                     try:
                         taken = self._take(raw)
@@ -243,6 +265,31 @@ class Intake:
             if not await scheduler.put(item):
                 return False
         return True
+
+    def _take_plain(self, rows: list[RawRow], start: int, end: int, fresh: list[Item]) -> int:
+        """:meth:`_take` for ``rows[start:end]`` in a job with no resume, limit or digests:
+        fresh writes are appended to ``fresh``, the rest settled. Returns the index of the
+        first row it did not take (a retried row that may have been written), or ``end``."""
+        check, settle, append = self._check, self._settle, fresh.append
+        index = start
+        for index in range(start, end):
+            raw = rows[index]
+            if raw.maybe_written:
+                break
+            data = raw.data
+            if data is None:
+                self._settle_unparsed(raw)
+                continue
+            checked = check(raw.row, data)
+            if type(checked) is Item:
+                append(checked)
+            else:
+                settle(checked)  # type: ignore[arg-type]  # an Outcome: normalising or pre-flight failed
+        else:
+            index = end
+        self.rows_read += index - start
+        self._taken += index - start
+        return index
 
     def _take(self, raw: RawRow) -> tuple[Item, Phase] | None:
         """The item to schedule for this row, and its phase; None when the row ends here
