@@ -131,6 +131,7 @@ class Intake:
         self._resumed = resumed
         # Mapping, normalising and pre-flight: the one check a row gets (the dry run too).
         self._check = RowCheck(config, schema)
+        self._row_check = self._check.checker()  # asked again once the source is known
         self._creating = config.operation is Operation.CREATE
         self._limit = config.limit
         self._taken = 0  # rows of this run (not skipped as finished before), for --limit
@@ -162,6 +163,7 @@ class Intake:
                     header_checked = True
                     # Our CSV readers say so: every name and value they give is a str.
                     self._check.text_only = bool(getattr(rows, "text_only", False))
+                    self._row_check = self._check.checker()
                     if problem := self._check.header_problem(getattr(rows, "header", None)):
                         # A mistake in the header is one error, before the first write.
                         self._latch.set(Stop(StopReason.INPUT, problem))
@@ -270,7 +272,7 @@ class Intake:
         """:meth:`_take` for ``rows[start:end]`` in a job with no resume, limit or digests:
         fresh writes are appended to ``fresh``, the rest settled. Returns the index of the
         first row it did not take (a retried row that may have been written), or ``end``."""
-        check, settle, append = self._check, self._settle, fresh.append
+        check, settle, append = self._row_check, self._settle, fresh.append
         index = start
         for index in range(start, end):
             raw = rows[index]

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import os
 import sqlite3
 from array import array
@@ -73,10 +74,11 @@ _TABLES = {
     "outcomes": ("row", "ok", "category", "new", "line"),
     "sent": ("id", "rows"),
     "runs": ("n", "report"),
-    "settled": ("id", "body", "tally"),
+    "settled": ("id", "rows", "body", "tally"),
 }
 _CREATE_SETTLED = (
-    "CREATE TABLE settled (id INTEGER PRIMARY KEY, body BLOB NOT NULL, tally BLOB NOT NULL)"
+    "CREATE TABLE settled (id INTEGER PRIMARY KEY, rows TEXT NOT NULL, body BLOB NOT NULL,"
+    " tally BLOB NOT NULL)"
 )
 # Statements, not a script: executescript() would commit the transaction they run in.
 _SCHEMA = (
@@ -171,41 +173,40 @@ class _Writes:
         return bool(self.pending or self.released or self.kept)
 
 
-# One settled row a commit: the outcomes as one JSON array (a line is JSON text, so it travels
-# as a string; a digest as hex) and their tally, which the counts sum instead of every row.
+# One settled row a commit: its row numbers (a JSON array, which SQL can read), the outcomes
+# as the writer handed them (MessagePack: lines and digests stay bytes, and no Python code
+# runs per outcome to encode them) and their tally, which the counts sum instead of every row.
 _Tally = tuple[bool, str | None, bool | None, int]  # (ok, category, new, how many)
-_SettledOutcome = tuple[int, bool, str | None, bool | None, str, str | None, int]
-_INSERT_SETTLED = "INSERT INTO settled(body, tally) VALUES (?, ?)"
+_Body = tuple[int, list[_Outcome]]  # (generation, outcomes)
+_INSERT_SETTLED = "INSERT INTO settled(rows, body, tally) VALUES (?, ?, ?)"
 _INSERT_OUTCOME = (
     "INSERT OR REPLACE INTO outcomes(row, ok, category, new, line, digest, gen)"
     " VALUES (?,?,?,?,?,?,?)"
 )
-# The counts exclude the rows settled since (needs SQLite's JSON, built in since 3.38 and with
-# ->>; where it is older, every outcome goes row by row into outcomes instead).
+# The counts exclude the rows settled since (needs SQLite's JSON, built in since 3.38; where
+# it is older, every outcome goes row by row into outcomes instead).
 _CAN_SETTLE = sqlite3.sqlite_version_info >= (3, 38, 0)
-_NOT_SETTLED = "row NOT IN (SELECT value->>0 FROM settled, json_each(settled.body))"
+_NOT_SETTLED = "row NOT IN (SELECT value FROM settled, json_each(settled.rows))"
 _FOLD_CHUNK = 64  # settled rows (a commit's outcomes each) read at a time when folding
 _encode = msgspec.json.Encoder().encode
-_decode_body = msgspec.json.Decoder(list[_SettledOutcome]).decode
+_encode_body = msgspec.msgpack.Encoder().encode
+_decode_body = msgspec.msgpack.Decoder(_Body).decode
 _decode_tally = msgspec.json.Decoder(list[_Tally]).decode
+_row_of = operator.itemgetter(0)
+_kind_of = operator.itemgetter(1, 3, 4)  # (ok, category, new)
 
 
-def _settled_row(pending: list[_Outcome], generation: int) -> tuple[bytes, bytes] | None:
-    """``pending`` as one ``settled`` row (its body and tally), or None to write it row by row
-    (a line that is not UTF-8, so not one we wrote; an old SQLite)."""
+def _settled_row(pending: list[_Outcome], generation: int) -> tuple[bytes, bytes, bytes] | None:
+    """``pending`` as one ``settled`` row (rows, body, tally), or None on an old SQLite, where
+    outcomes are written row by row. map and itemgetter: no Python code runs per outcome."""
     if not _CAN_SETTLE:
         return None
-    try:
-        body = _encode(
-            [
-                (row, ok, category, new, line.decode(), digest.hex() or None, generation)
-                for row, ok, line, category, new, digest in pending
-            ]
-        )
-    except UnicodeDecodeError:
-        return None
-    tally = Counter((ok, category, new) for _, ok, _, category, new, _ in pending)
-    return body, _encode([(*kind, n) for kind, n in tally.items()])
+    tally = Counter(map(_kind_of, pending))
+    return (
+        _encode(list(map(_row_of, pending))),
+        _encode_body((generation, pending)),
+        _encode([(*kind, n) for kind, n in tally.items()]),
+    )
 
 
 def _outcome_rows(pending: list[_Outcome], generation: int) -> Iterator[tuple[Any, ...]]:
@@ -220,10 +221,6 @@ def _outcome_rows(pending: list[_Outcome], generation: int) -> Iterator[tuple[An
             digest or None,
             generation,
         )
-
-
-def _digest(text: str | None) -> bytes | None:
-    return None if text is None else bytes.fromhex(text)
 
 
 def count_outcomes(db: sqlite3.Connection) -> dict[str, Any]:
@@ -583,13 +580,8 @@ class Journal:
         ).fetchall():
             last = chunk[-1][0]
             for _, body in chunk:
-                self._db.executemany(
-                    _INSERT_OUTCOME,
-                    (
-                        (row, ok, category, new, line.encode(), _digest(digest), gen)
-                        for row, ok, category, new, line, digest, gen in _decode_body(body)
-                    ),
-                )
+                generation, outcomes = _decode_body(body)
+                self._db.executemany(_INSERT_OUTCOME, _outcome_rows(outcomes, generation))
 
     def _read_rows(self) -> None:
         """Before reading outcomes row by row: commit what is buffered, then fold."""

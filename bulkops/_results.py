@@ -159,36 +159,43 @@ class ResultWriter:
     def record_many(self, outcomes: Sequence[Outcome]) -> None:
         """:meth:`record` for each of a batch's outcomes."""
         journal, id_property = self._journal, self._id_property
-        ok_buf = self._ok_buf
-        journaled: list[tuple[int, bool, bytes, str | None, bool | None, bytes]] = []
+        keyless = id_property is None
+        written: list[bytes] = []
+        journaled: list[tuple[int, bool, bytes, str | None, bool | None, bytes]] | None = (
+            [] if journal is not None else None
+        )
         for outcome in outcomes:
             item = outcome.item
             if outcome.ok:
                 new = outcome.new
                 if (
                     new is not None
-                    and id_property is None
+                    and keyless
                     and outcome.properties is None
                     and not outcome.extra
                     and item.passthrough is None
                 ):
                     # succeeded_line's common case (a create's or an upsert's written row),
-                    # inline: this runs for every record written.
-                    data = _dumps({"row": item.row, "id": outcome.hubspot_id, "new": new})
+                    # inline: this runs for every record written. Nothing in it msgspec
+                    # could refuse (an int, HubSpot's id as JSON gave it, a bool).
+                    data = _encode({"row": item.row, "id": outcome.hubspot_id, "new": new})
                 else:
                     data = succeeded_line(outcome, id_property=id_property)
-                ok_buf += data
-                ok_buf += b"\n"
-                category = None
-            else:
-                data = failed_line(outcome, id_property=id_property)
-                self._bad_buf += data + b"\n"
+                written.append(data)
+                if journaled is not None:
+                    journaled.append((item.row, True, data, None, new, item.digest))
+                continue
+            data = failed_line(outcome, id_property=id_property)
+            self._bad_buf += data + b"\n"
+            if journaled is not None:
                 category = outcome.category or "ERROR"
-            if journal is not None:
-                journaled.append((item.row, outcome.ok, data, category, outcome.new, item.digest))
-        if journal is not None:
+                journaled.append((item.row, False, data, category, outcome.new, item.digest))
+        if written:
+            self._ok_buf += b"\n".join(written)
+            self._ok_buf += b"\n"
+        if journal is not None and journaled:
             journal.record_many(journaled)
-        elif len(ok_buf) + len(self._bad_buf) > _FLUSH_BYTES:
+        elif journal is None and len(self._ok_buf) + len(self._bad_buf) > _FLUSH_BYTES:
             self.flush()
 
     def buffered(self) -> tuple[int, int]:

@@ -123,6 +123,13 @@ class RowCheck:
             return self._text(row, data)
         return self._flat(row, data)
 
+    def checker(self) -> Callable[[int, dict[str, Any]], Item | Outcome]:
+        """What to call for each row: the text path itself when it applies to every row (a
+        CSV's rows, see ``text_only``), else this check. Ask once ``text_only`` is set."""
+        if self._flat_ok and self.text_only and not self._keep_empty:
+            return self._text
+        return self
+
     def _text(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         """The flat path for rows known to hold only strings (a CSV's), with no empty values
         kept: no type checks, and a column's marker tested only when it has one. A column
@@ -149,6 +156,13 @@ class RowCheck:
             if all(name in columns for name in data):
                 return self._text(row, data)
             return self._flat(row, data)  # more columns than are kept: looked at per row
+        if self._plain_create:
+            # _flat_end's common case, inline: this runs for every row of a CSV create.
+            item = Item(row, data, properties)
+            required = self._required
+            if bad or (required and not all(map(properties.get, required))):
+                return self._preflight(item)
+            return item
         return self._flat_end(row, data, properties, bad)
 
     def _flat(self, row: int, data: dict[str, Any]) -> Item | Outcome:

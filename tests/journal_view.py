@@ -6,9 +6,8 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
-import orjson
+import msgspec
 
 # (ok, category, new, line, digest, gen)
 Committed = tuple[int, str | None, int | None, bytes, bytes | None, int]
@@ -25,16 +24,7 @@ def committed_outcomes(path: Path, *, read_only: bool = False) -> dict[int, Comm
             )
         }
         for (body,) in db.execute("SELECT body FROM settled ORDER BY id"):
-            for row, ok, category, new, line, digest, gen in _outcomes(body):
-                found[row] = (ok, category, new, line.encode(), _bytes(digest), gen)
+            generation, outcomes = msgspec.msgpack.decode(body)
+            for row, ok, line, category, new, digest in outcomes:
+                found[row] = (int(ok), category, new, line, digest or None, generation)
     return dict(sorted(found.items()))
-
-
-def _outcomes(body: bytes) -> list[Any]:
-    decoded = orjson.loads(body)
-    assert isinstance(decoded, list)
-    return decoded
-
-
-def _bytes(digest: str | None) -> bytes | None:
-    return None if digest is None else bytes.fromhex(digest)
