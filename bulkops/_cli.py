@@ -638,7 +638,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, fake_server: bool = True) -> argparse.ArgumentParser:
+    """The command line. ``fake_server=False`` leaves out the ``fake-server`` command's own
+    options: they come with the embedded fake (aiohttp's server), whose import is ~40 ms of
+    every other command's start."""
     from . import __version__
 
     parser = Parser(
@@ -747,12 +750,13 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--into", type=Path, required=True, help="a new folder for the result")
     merge.set_defaults(func=_cmd_merge)
 
-    from .testing import add_fake_server_arguments
-
     fake = sub.add_parser(
         "fake-server", help="serve the embedded fake HubSpot on a port (a test server)"
     )
-    add_fake_server_arguments(fake)
+    if fake_server:
+        from .testing import add_fake_server_arguments
+
+        add_fake_server_arguments(fake)
     fake.set_defaults(func=_cmd_fake_server)
     return parser
 
@@ -765,7 +769,8 @@ def entry() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(fake_server="fake-server" in argv)
     args = parser.parse_args(argv)
     with cli_logging(args):  # --log-format, --quiet, -v: how stderr reads (bulkops._logfmt)
         return _run_command(args)
