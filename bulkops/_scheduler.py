@@ -166,7 +166,7 @@ class Scheduler:
         """:meth:`finish` for each item (a batch's settled rows), waking the others once."""
         self.outstanding -= len(items)
         waiting, busy = self._waiting, self._busy
-        for item in items:
+        for item in items if busy else ():  # no key held (a create without one): no loop
             key = item.key
             if key is None:
                 continue

@@ -8,6 +8,7 @@ one place an item changes while it is in the engine (``attempts``, ``maybe_writt
 from __future__ import annotations
 
 import math
+import operator
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ def dialects_for(config: JobConfig) -> Dialects:
             properties=[config.id_property],
         )
     return Dialects(write, read_back)
+
+
+_item_of = operator.attrgetter("item")
+_maybe_written = operator.attrgetter("maybe_written")
 
 
 class Workers:
@@ -189,9 +194,13 @@ class Workers:
             # Settled rows have outcomes; rows HubSpot certainly did not write (429, 423,
             # refused...) are no longer in flight and get a new mark when resent. Only rows
             # whose outcome is unknown keep this one. Applied with the next commit.
-            self._journal.release_mark(
-                mark, (it.row for it in batch.items if it.maybe_written and it.row not in finished)
-            )
+            unknown: list[int] = []
+            if any(map(_maybe_written, batch.items)):  # rarely: map runs no Python per item
+                settled = {item.row for item in finished}
+                unknown = [
+                    it.row for it in batch.items if it.maybe_written and it.row not in settled
+                ]
+            self._journal.release_mark(mark, unknown)
 
     def _context(self) -> Context:
         stats, channel = self._stats, self._channel
@@ -213,19 +222,20 @@ class Workers:
             rng=self._rng,
         )
 
-    def _apply(self, batch: Batch, verdict: Verdict) -> set[int]:
-        """Carry out a verdict; returns the rows it finished."""
+    def _apply(self, batch: Batch, verdict: Verdict) -> list[Item]:
+        """Carry out a verdict; returns the items it finished."""
         if verdict.charge:
             for item in batch.items:
                 item.attempts += 1
-        finished: set[int] = set()
+        finished: list[Item] = []
         scheduler = self._scheduler
         for action in verdict.actions:
             if isinstance(action, Settle):
                 outcomes = action.outcomes
-                finished.update([outcome.item.row for outcome in outcomes])
+                items = list(map(_item_of, outcomes))
+                finished.extend(items)
                 self._settle(outcomes)
-                scheduler.finish_many([outcome.item for outcome in outcomes])
+                scheduler.finish_many(items)
             elif isinstance(action, Retry):
                 _mark_maybe_written(action.items, action.maybe_written)
                 self._stats.resent_batches += 1
