@@ -140,6 +140,7 @@ class Intake:
         self._finished = _Finished(resumed.finished if resumed else None)
         self._in_flight = _Cursor(resumed.in_flight if resumed and self._creating else None)
         self.rows_read = 0
+        self._yielded_at = 0.0  # when the intake last let the loop's other tasks run
         self.skipped = 0
         self.reading_done = False  # no more rows will come (read to the end, or stopped)
         self.exhausted = False  # read to the end
@@ -149,7 +150,7 @@ class Intake:
         rows, scheduler = self._rows, self._scheduler
         # Our readers hand over what they have already read without an await per row.
         drain: Callable[[], list[RawRow]] | None = getattr(rows, "drain_buffered", None)
-        yielded_at = time.monotonic()
+        self._yielded_at = time.monotonic()
         header_checked = False
         try:
             async for first in rows:
@@ -173,13 +174,9 @@ class Intake:
                     # The common case a slice at a time; the rows it does not take (and the
                     # rest of the chunk after one) go the per-row way below.
                     while start < len(pending):
-                        now = time.monotonic()
-                        if now - yielded_at >= _YIELD_EVERY_S:
-                            if fresh and not await self._admit(fresh):
-                                stopped = True
-                                break
-                            await anyio.lowlevel.checkpoint()
-                            yielded_at = time.monotonic()
+                        if not await self._pause(fresh):
+                            stopped = True
+                            break
                         end = min(len(pending), start + _CHECK_EVERY_ROWS)
                         done = self._take_plain(pending, start, end, fresh)
                         if done < end:
@@ -191,16 +188,9 @@ class Intake:
                 for index in range(start, len(pending)):
                     raw = pending[index]
                     read = self.rows_read  # only this loop changes it
-                    if read % _CHECK_EVERY_ROWS == 0:
-                        # Normalising never waits, and neither does the scheduler until it is
-                        # full: let the loop's other tasks (the host program's too) run.
-                        now = time.monotonic()
-                        if now - yielded_at >= _YIELD_EVERY_S:
-                            if fresh and not await self._admit(fresh):
-                                stopped = True
-                                break
-                            await anyio.lowlevel.checkpoint()
-                            yielded_at = time.monotonic()
+                    if read % _CHECK_EVERY_ROWS == 0 and not await self._pause(fresh):
+                        stopped = True
+                        break
                     self.rows_read = read + 1
                     try:
                         taken = self._take(raw)
@@ -252,6 +242,18 @@ class Intake:
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+    async def _pause(self, fresh: list[Item]) -> bool:
+        """Let the loop's other tasks (the host program's too) run once ``_YIELD_EVERY_S`` has
+        passed: normalising never waits, and neither does the scheduler until it is full. The
+        fresh writes so far are admitted first. False once the job is halted."""
+        if time.monotonic() - self._yielded_at < _YIELD_EVERY_S:
+            return True
+        if fresh and not await self._admit(fresh):
+            return False
+        await anyio.lowlevel.checkpoint()
+        self._yielded_at = time.monotonic()
+        return True
 
     async def _admit(self, items: list[Item]) -> bool:
         """Admit ``items`` (fresh writes, in input order) and empty the list; waits while the
