@@ -276,9 +276,23 @@ def _count_outcomes(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def _mark(
-    rows: Iterable[int], digests: Iterable[bytes], generation: int
-) -> tuple[bytes, bytes | None, int]:
+_Mark = tuple[bytes, bytes | None, int]  # a sent mark's (rows, digests, generation)
+
+
+class _MarkGroup:
+    """Sent marks waiting for the journal's busy thread: written together when their turn
+    comes; each caller gets its own mark's id (or the error)."""
+
+    __slots__ = ("done", "error", "ids", "marks")
+
+    def __init__(self, first: _Mark) -> None:
+        self.marks = [first]
+        self.ids: list[int] = []
+        self.error: BaseException | None = None
+        self.done = anyio.Event()
+
+
+def _mark(rows: Iterable[int], digests: Iterable[bytes], generation: int) -> _Mark:
     numbers = array("q", rows)
     packed = b"".join(digests)
     if packed and len(packed) != DIGEST_SIZE * len(numbers):
@@ -328,6 +342,7 @@ class Journal:
         self._kept: list[tuple[array[int], int]] = []  # marks to shrink: (rows still unknown, id)
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self._writes_in_thread = 0
+        self._queued_marks: _MarkGroup | None = None  # marks waiting for the busy thread
         if existed:
             # What an earlier run settled joins outcomes now: settled is this run's alone.
             try:
@@ -479,7 +494,36 @@ class Journal:
         mark = _mark(rows, digests, self.generation)
         if not self._writes_in_thread:
             return self._insert_mark(mark)
-        return await self._in_thread(self._insert_mark, mark)
+        # The thread is busy: join the marks waiting for it, written together when their turn
+        # comes (one transaction, one hand-over). With many workers nearly every mark found the
+        # thread busy, and a hand-over each cost more CPU than the rest of the journal.
+        group = self._queued_marks
+        if group is not None:
+            index = len(group.marks)
+            group.marks.append(mark)
+            await group.done.wait()
+            if group.error is not None:
+                raise group.error
+            return group.ids[index]
+        group = self._queued_marks = _MarkGroup(mark)
+        try:
+            group.ids = await self._in_thread(self._insert_marks, group, before=self._close)
+        except BaseException as exc:
+            group.error = exc
+            raise
+        finally:
+            group.done.set()
+        return group.ids[0]
+
+    def _close(self) -> None:
+        # On the loop's thread, as the thread takes the waiting marks: later ones wait anew.
+        self._queued_marks = None
+
+    def _insert_marks(self, group: _MarkGroup) -> list[int]:
+        if len(group.marks) == 1:
+            return [self._insert_mark(group.marks[0])]
+        with self._transaction():
+            return [self._insert_mark(mark) for mark in group.marks]
 
     async def commit_in_thread(self) -> None:
         """:meth:`commit` in the journal's writing thread. What was buffered when it was
@@ -488,18 +532,24 @@ class Journal:
         if writes.any():
             await self._in_thread(self._write_writes, writes)
 
-    async def _in_thread(self, work: Callable[..., _T], *args: Any) -> _T:
+    async def _in_thread(
+        self, work: Callable[..., _T], *args: Any, before: Callable[[], None] | None = None
+    ) -> _T:
         # One thread, one write at a time, in order (anyio's limiter is first come, first
         # served): SQLite does the work with the GIL released, beside the event loop.
         # Shielded: what was taken from the buffers must be written even if the caller is
         # cancelled meanwhile (while queued behind another write too), and no write may be
         # left running once the job's tasks are done and the journal is used directly again.
+        # ``before``: run on the loop's thread once it is this write's turn.
         if self._thread_limiter is None:
             self._thread_limiter = anyio.CapacityLimiter(1)
         self._writes_in_thread += 1
         try:
             with anyio.CancelScope(shield=True):
-                done = await anyio.to_thread.run_sync(work, *args, limiter=self._thread_limiter)
+                async with self._thread_limiter:
+                    if before is not None:
+                        before()
+                    done = await anyio.to_thread.run_sync(work, *args)
         finally:
             self._writes_in_thread -= 1
         return done

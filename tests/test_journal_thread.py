@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -126,6 +127,74 @@ async def test_a_sent_mark_waits_behind_a_commit_in_the_thread(tmp_path: Path) -
         assert not marks
         journal.allow.release()
     assert marks and list(journal.sent_unfinished_rows()) == [7, 8]
+    journal.close()
+
+
+class CountingJournal(HeldJournal):
+    """HeldJournal that counts the thread's mark writes and can be made to fail them."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.mark_writes: list[int] = []
+        self.fail: Exception | None = None
+
+    def _insert_marks(self, group: Any) -> list[int]:
+        self.mark_writes.append(len(group.marks))
+        if self.fail is not None:
+            raise self.fail
+        return super()._insert_marks(group)
+
+
+async def test_marks_that_find_the_thread_busy_are_written_together(tmp_path: Path) -> None:
+    """Sixteen workers' marks while a commit holds the thread: one write for all of them, one
+    transaction, each caller with its own mark; the next mark finds the thread idle again."""
+    journal = CountingJournal(tmp_path / "j.sqlite")
+    journal.record(1, True, b"one", None, True)
+    ids: dict[int, int] = {}
+
+    async def mark(n: int) -> None:
+        ids[n] = await journal.mark_sent_in_thread([100 + n])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.commit_in_thread)
+        await anyio.to_thread.run_sync(journal.writing.wait)
+        for n in range(16):
+            tg.start_soon(mark, n)
+        await anyio.wait_all_tasks_blocked()
+        assert not ids  # all waiting behind the commit
+        journal.allow.release()
+    assert journal.mark_writes == [16]
+    assert len(set(ids.values())) == 16
+    assert list(journal.sent_unfinished_rows()) == [100 + n for n in range(16)]
+    for n, mark_id in ids.items():  # each id is the caller's own mark
+        journal.release_mark(mark_id, [100 + n] if n % 2 else ())
+    journal.allow.release()  # for the commit that applies them
+    journal.commit()
+    assert list(journal.sent_unfinished_rows()) == [100 + n for n in range(1, 16, 2)]
+    journal.close()
+
+
+async def test_every_mark_of_a_failed_group_write_raises(tmp_path: Path) -> None:
+    journal = CountingJournal(tmp_path / "j.sqlite")
+    journal.record(1, True, b"one", None, True)
+    journal.fail = sqlite3.OperationalError("disk I/O error")
+    raised: list[BaseException] = []
+
+    async def mark(n: int) -> None:
+        try:
+            await journal.mark_sent_in_thread([n])
+        except sqlite3.OperationalError as exc:
+            raised.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.commit_in_thread)
+        await anyio.to_thread.run_sync(journal.writing.wait)
+        for n in range(3):
+            tg.start_soon(mark, n)
+        await anyio.wait_all_tasks_blocked()
+        journal.allow.release()
+    assert journal.mark_writes == [3] and len(raised) == 3
+    assert list(journal.sent_unfinished_rows()) == []
     journal.close()
 
 
