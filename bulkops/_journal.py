@@ -250,7 +250,7 @@ def _count_outcomes(db: sqlite3.Connection) -> dict[str, Any]:
     ).fetchone()
     if has_settled:
         for (tally,) in db.execute("SELECT tally FROM settled"):
-            where = f" AND {_NOT_SETTLED}"
+            where = f" AND {_NOT_SETTLED}"  # rows settled since: counted from their tally
             for ok, category, new, n in _decode_tally(tally):
                 totals[0 if ok else 1] += n
                 if new is not None:

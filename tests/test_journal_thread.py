@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -145,24 +146,38 @@ class CountingJournal(HeldJournal):
         return super()._insert_marks(group)
 
 
+async def _marks_behind_a_commit(
+    journal: CountingJournal,
+    mark: Callable[[int], Coroutine[Any, Any, None]],
+    n: int,
+    while_held: Callable[[], None] = lambda: None,
+) -> None:
+    """``mark(0)`` to ``mark(n - 1)`` started while a commit holds the journal's thread, which
+    is let go once they all wait (``while_held`` runs then)."""
+    journal.record(1, True, b"one", None, True)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.commit_in_thread)
+        await anyio.to_thread.run_sync(journal.writing.wait)
+        for i in range(n):
+            tg.start_soon(mark, i)
+        await anyio.wait_all_tasks_blocked()
+        while_held()
+        journal.allow.release()
+
+
 async def test_marks_that_find_the_thread_busy_are_written_together(tmp_path: Path) -> None:
     """Sixteen workers' marks while a commit holds the thread: one write for all of them, one
-    transaction, each caller with its own mark; the next mark finds the thread idle again."""
+    transaction, each caller with its own mark."""
     journal = CountingJournal(tmp_path / "j.sqlite")
-    journal.record(1, True, b"one", None, True)
     ids: dict[int, int] = {}
 
     async def mark(n: int) -> None:
         ids[n] = await journal.mark_sent_in_thread([100 + n])
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(journal.commit_in_thread)
-        await anyio.to_thread.run_sync(journal.writing.wait)
-        for n in range(16):
-            tg.start_soon(mark, n)
-        await anyio.wait_all_tasks_blocked()
+    def nothing_written_yet() -> None:
         assert not ids  # all waiting behind the commit
-        journal.allow.release()
+
+    await _marks_behind_a_commit(journal, mark, 16, nothing_written_yet)
     assert journal.mark_writes == [16]
     assert len(set(ids.values())) == 16
     assert list(journal.sent_unfinished_rows()) == [100 + n for n in range(16)]
@@ -176,7 +191,6 @@ async def test_marks_that_find_the_thread_busy_are_written_together(tmp_path: Pa
 
 async def test_every_mark_of_a_failed_group_write_raises(tmp_path: Path) -> None:
     journal = CountingJournal(tmp_path / "j.sqlite")
-    journal.record(1, True, b"one", None, True)
     journal.fail = sqlite3.OperationalError("disk I/O error")
     raised: list[BaseException] = []
 
@@ -186,21 +200,15 @@ async def test_every_mark_of_a_failed_group_write_raises(tmp_path: Path) -> None
         except sqlite3.OperationalError as exc:
             raised.append(exc)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(journal.commit_in_thread)
-        await anyio.to_thread.run_sync(journal.writing.wait)
-        for n in range(3):
-            tg.start_soon(mark, n)
-        await anyio.wait_all_tasks_blocked()
-        journal.allow.release()
+    await _marks_behind_a_commit(journal, mark, 3)
     assert journal.mark_writes == [3] and len(raised) == 3
     assert list(journal.sent_unfinished_rows()) == []
     journal.close()
 
 
 def test_settled_outcomes_keep_every_byte_and_null_when_folded(tmp_path: Path) -> None:
-    """A commit's outcomes are one settled row (JSON); folding them into outcomes, as a resume
-    does, gives back the exact bytes, NULLs and digests, the later run's outcome winning."""
+    """A commit's outcomes are one settled row (MessagePack); folding them into outcomes, as a
+    resume does, gives back the exact bytes, NULLs and digests, the later run's outcome winning."""
     path = tmp_path / "j.sqlite"
     journal = Journal.create(path, {"config": {}})
     lines = {
