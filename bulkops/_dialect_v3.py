@@ -246,7 +246,7 @@ class V3Dialect:
         if op is Operation.READ:
             props = dict(_props(result))
             history = result.get("propertiesWithHistory")
-            extra = {"propertiesWithHistory": history} if history else {}
+            extra = {"propertiesWithHistory": history} if history else None
             return Outcome(item, True, hubspot_id=hubspot_id, properties=props, extra=extra)
         return Outcome(
             item, True, hubspot_id=hubspot_id, new=_new_flag(op, item, result.get("new"))

@@ -164,8 +164,9 @@ class Intake:
                     header_checked = True
                     # Our CSV readers say so: every name and value they give is a str.
                     self._check.text_only = bool(getattr(rows, "text_only", False))
-                    self._row_check = self._check.checker()
-                    if problem := self._check.header_problem(getattr(rows, "header", None)):
+                    header = getattr(rows, "header", None)
+                    self._row_check = self._check.checker(header)
+                    if problem := self._check.header_problem(header):
                         # A mistake in the header is one error, before the first write.
                         self._latch.set(Stop(StopReason.INPUT, problem))
                         break

@@ -7,7 +7,7 @@ grouped into a :class:`Batch`; every item ends in exactly one :class:`Outcome`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -109,4 +109,6 @@ class Outcome:
     properties: dict[str, Any] | None = None
     category: str | None = None
     message: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # More fields for the result line (a failure's codes, an existing record's id). None, not
+    # an empty dict, when there are none: a dict made per record written costs every job.
+    extra: dict[str, Any] | None = None

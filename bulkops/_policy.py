@@ -444,7 +444,7 @@ def _conflict_outcome(item: Item, verdict: Rejected, ctx: Context) -> Outcome:
             return settled
         found = _EXISTING_ID.search(verdict.message)
         if found:
-            outcome.extra["existing_id"] = found.group(1)
+            outcome.extra = {**(outcome.extra or {}), "existing_id": found.group(1)}
     return outcome
 
 

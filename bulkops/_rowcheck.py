@@ -78,7 +78,9 @@ class RowCheck:
             self._required = schema.required_order()
         # Column name -> its checker, or a marker: each name is looked at once, not per row.
         self._columns: dict[str, _Check | None] = {}
-        # Every name and value of every row is a string (a CSV's rows): the intake says so.
+        self._checked: tuple[tuple[str, _Check], ...] = ()  # _by_header's, from the header
+        # Every name and value of every row is a string, the names those of the source's header
+        # (a CSV's rows): the intake says so.
         self.text_only = False
 
     def header_problem(self, header: Sequence[str] | None) -> str | None:
@@ -123,12 +125,62 @@ class RowCheck:
             return self._text(row, data)
         return self._flat(row, data)
 
-    def checker(self) -> Callable[[int, dict[str, Any]], Item | Outcome]:
+    def checker(
+        self, header: Sequence[str] | None = None
+    ) -> Callable[[int, dict[str, Any]], Item | Outcome]:
         """What to call for each row: the text path itself when it applies to every row (a
-        CSV's rows, see ``text_only``), else this check. Ask once ``text_only`` is set."""
-        if self._flat_ok and self.text_only and not self._keep_empty:
-            return self._text
-        return self
+        CSV's rows, see ``text_only``), else this check. Ask once ``text_only`` is set.
+
+        With the source's ``header`` (a text-only source's rows have exactly its names), and
+        every column a plain property, each row is checked by :meth:`_by_header`: the columns'
+        checks are found once, here, and only the checked columns are looked at per row."""
+        if not (self._flat_ok and self.text_only and not self._keep_empty):
+            return self
+        if header is not None:
+            checked = self._checked_columns(header)
+            if checked is not None:
+                self._checked = checked
+                return self._by_header
+        return self._text
+
+    def _checked_columns(self, header: Sequence[str]) -> tuple[tuple[str, _Check], ...] | None:
+        """The header's columns that have a check, with it; None when a column is not a plain
+        property (the column "id", an "assoc:" column), which only the other paths handle."""
+        checked: list[tuple[str, _Check]] = []
+        for name in header:
+            check = self._columns.get(name, _unseen)
+            if check is _unseen:
+                check = self._learn(name)
+            if check is _skip or check is _elsewhere:
+                return None
+            if check is not None:
+                checked.append((name, check))
+        return tuple(checked)
+
+    def _by_header(self, row: int, data: dict[str, Any]) -> Item | Outcome:
+        """The text path for rows whose names are the header's, every column a plain property
+        (see :meth:`checker`): the properties are the non-empty values, and only the columns
+        with a check are looked at. The same item or outcome as :meth:`_text` gives."""
+        # A row with no empty cell is its own properties: nothing changes either dict later
+        # (the item's raw row and properties are only read), and all() runs no Python per cell.
+        if all(data.values()):
+            properties = data
+        else:
+            properties = {name: value for name, value in data.items() if value}
+        bad = False
+        for name, check in self._checked:
+            value = data[name]
+            if value and not check(value):  # REFUSE refuses every value
+                bad = True
+                break
+        if self._plain_create:
+            # _flat_end's common case, inline: this runs for every row of a CSV create.
+            item = Item(row, data, properties)
+            required = self._required
+            if bad or (required and not all(map(properties.get, required))):
+                return self._preflight(item)
+            return item
+        return self._flat_end(row, data, properties, bad)
 
     def _text(self, row: int, data: dict[str, Any]) -> Item | Outcome:
         """The flat path for rows known to hold only strings (a CSV's), with no empty values
@@ -156,13 +208,6 @@ class RowCheck:
             if all(name in columns for name in data):
                 return self._text(row, data)
             return self._flat(row, data)  # more columns than are kept: looked at per row
-        if self._plain_create:
-            # _flat_end's common case, inline: this runs for every row of a CSV create.
-            item = Item(row, data, properties)
-            required = self._required
-            if bad or (required and not all(map(properties.get, required))):
-                return self._preflight(item)
-            return item
         return self._flat_end(row, data, properties, bad)
 
     def _flat(self, row: int, data: dict[str, Any]) -> Item | Outcome:
@@ -195,9 +240,9 @@ class RowCheck:
     def _flat_end(
         self, row: int, data: dict[str, Any], properties: dict[str, str], bad: bool
     ) -> Item | Outcome:
-        for name in self._required:
-            if not properties.get(name):
-                bad = True
+        required = self._required
+        if required and not bad and not all(map(properties.get, required)):
+            bad = True
         if self._plain_create:
             item = Item(row, data, properties)  # what Normalizer.finish makes of it
         else:

@@ -33,7 +33,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 import orjson
@@ -41,6 +41,9 @@ import orjson
 from ._errors import ConfigError
 from ._header import header_problems, sniff_delimiter
 from ._offloop import read_in_thread
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvRecords
 
 __all__ = [
     "JsonNumber",
@@ -58,6 +61,9 @@ __all__ = [
 # A line longer than this is an error row, not a reason to hold an unbounded line in memory.
 # HubSpot caps a property value at 65,536 characters; a whole record of such values still fits.
 _MAX_LINE = 16 * 1024 * 1024
+# A CSV is read this many characters at a time (then to the end of the last line): a block
+# with nothing unusual in it is parsed by csv straight from memory (_CsvReader._read_block).
+_BLOCK_CHARS = 64 * 1024
 # fingerprint() hashes this much from each end of the file.
 _EDGE = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
@@ -151,7 +157,8 @@ class _Reader:
 
     # The CSV column names once the header is read; None for formats without a header.
     header: list[str] | None = None
-    # Every name and value of every row is a str (a CSV's): the row check may skip type tests.
+    # Every name and value of every row is a str and the names are the header's, in its order
+    # (a CSV's rows): the row check may skip type tests and find each column's check once.
     text_only: bool = False
 
     def __init__(self, opener: Callable[[], IO[bytes]], *, name: str, owned: bool) -> None:
@@ -271,6 +278,39 @@ def _line_at(stream: IO[bytes], start: int, offset: int) -> int:
     return newlines + 1
 
 
+def _width_error(start: int, width: int, got: int, lines: int) -> str:
+    """The error of a record of ``got`` fields, ``lines`` lines long, under a ``width`` header."""
+    error = f"line {start}: expected {width} fields as in the header, got {got}"
+    if lines > 1:
+        end = start + lines - 1
+        error += f" (the record runs to line {end}: check the quotes on line {start})"
+    return error
+
+
+def _decodes(text: str) -> bool:
+    """No undecodable bytes in ``text``: the text layer decodes with surrogateescape, so they
+    show up as lone surrogates, which strict UTF-8 refuses to encode (as ``_Lines`` checks)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _split_lines(block: str) -> list[str]:
+    """The lines of ``block`` as ``readline(_MAX_LINE)`` on the text returns them: each line
+    break (newline="": "\n", "\r" or "\r\n") kept, a longer line in pieces of the limit."""
+    lines: list[str] = []
+    for line in io.StringIO(block, newline=""):
+        while len(line) > _MAX_LINE:
+            lines.append(line[:_MAX_LINE])
+            line = line[_MAX_LINE:]
+        lines.append(line)
+    return lines
+
+
 class _Lines:
     """Text lines for ``csv.reader``, with problems noted instead of raised, and a replay.
 
@@ -285,7 +325,9 @@ class _Lines:
 
     __slots__ = (
         "_encoding",
+        "_fed",
         "_problem_at",
+        "_read_text",
         "_readline",
         "_replay",
         "_source",
@@ -296,7 +338,10 @@ class _Lines:
     )
 
     def __init__(self, text: io.TextIOWrapper, *, source: _Reader, encoding: str) -> None:
-        self._readline = text.readline
+        # Where new lines come from: the text's readline, or _from_fed while fed lines last.
+        self._read_text = text.readline
+        self._readline: Callable[[int], str] = self._read_text
+        self._fed: list[str] = []  # lines read ahead that are still to come (a stack)
         self._source = source
         self._encoding = encoding
         self.lineno = 0
@@ -318,6 +363,27 @@ class _Lines:
         """Hand ``lines`` out again, numbered from ``after + 1``."""
         self._replay.extend(reversed(lines))
         self.lineno = after
+
+    def feed(self, lines: list[str], *, after: int) -> None:
+        """Hand out ``lines`` (read ahead from the text, split as ``readline(_MAX_LINE)``
+        splits, never handed out before) next, numbered from ``after + 1``, each checked as a
+        line read now is; then read on from the text."""
+        if lines:
+            self._fed = lines[::-1]
+            self._readline = self._from_fed
+        self.lineno = after
+
+    @property
+    def idle(self) -> bool:
+        """Nothing replayed or fed is waiting: the next line is the text's next line."""
+        return not self._replay and self._readline is self._read_text
+
+    def _from_fed(self, limit: int) -> str:
+        fed = self._fed
+        line = fed.pop()
+        if not fed:
+            self._readline = self._read_text
+        return line
 
     def __iter__(self) -> _Lines:
         return self
@@ -402,6 +468,14 @@ class _CsvReader(_Reader):
         self._text: io.TextIOWrapper | None = None
         self._header: list[str] = []
         self._row = 0
+        # The block being parsed from memory (_read_block): csv's reader over its lines, the
+        # block's text, the number of the line before it, and how many of its lines the
+        # records handed out so far took.
+        self._block: CsvRecords | None = None
+        self._block_text = ""
+        self._block_after = 0
+        self._block_used = 0
+        self._csv_args: dict[str, Any] = {}
 
     def _start(self, stream: IO[bytes]) -> None:
         bad = _scan(stream, self._encoding)
@@ -420,7 +494,8 @@ class _CsvReader(_Reader):
         self._lines.lineno = self._first_line - 1
         # strict: a stray or unterminated quote is an error instead of silently swallowing
         # the records after it into one field; _read then skips just the damaged line.
-        self._csv = csv.reader(self._lines, delimiter=delimiter, strict=True)
+        self._csv_args = {"delimiter": delimiter, "strict": True}
+        self._csv = csv.reader(self._lines, **self._csv_args)
         self._header = self._read_header()
         self.header = list(self._header) if self._header else None
 
@@ -459,7 +534,13 @@ class _CsvReader(_Reader):
         out: list[RawRow] = []
         append = out.append
         while row < last:
-            # lines.begin(), inlined: this loop runs once per record.
+            if self._block is None and lines.idle and not self._next_block():
+                break  # the end of the input
+            if self._block is not None:
+                row = self._read_block(row, last, out)
+                continue
+            # A record read line by line, each line checked (see _next_block for when).
+            # lines.begin(), inlined.
             lines.record = []
             lines.size = 0
             lines.problem = None
@@ -484,15 +565,101 @@ class _CsvReader(_Reader):
                 # about 1,400 instructions per call on CPython 3.11 (no vectorcall path).
                 append(_data_row(row, start, dict(zip(header, values))))  # noqa: B905
             else:
-                got = len(values)
-                error = f"line {start}: expected {width} fields as in the header, got {got}"
-                if len(lines.record) > 1:
-                    end = start + len(lines.record) - 1
-                    error += f" (the record runs to line {end}: check the quotes on line {start})"
+                error = _width_error(start, width, len(values), len(lines.record))
                 append(RawRow(row, start, None, error))
         self._row = row
         lines.forget_before(lines.lineno + 1)
         return out
+
+    def _next_block(self) -> bool:
+        """Read the next block of the text (``_BLOCK_CHARS``, then to the end of its last
+        line); False at the end of the input.
+
+        A block with nothing unusual in it (every line short of the limit, no NUL, nothing
+        that does not decode) is parsed straight from memory by :meth:`_read_block`, with no
+        Python code per line. Any other block's lines go to ``_Lines`` (``feed``), to be read
+        and checked one by one exactly as if read from the text then.
+        """
+        assert self._text is not None
+        text, lines = self._text, self._lines
+        block = text.read(_BLOCK_CHARS)
+        if not block:
+            return False
+        while block[-1] != "\n":
+            if block[-1] == "\r":
+                # "\r\n" is one line break: never end a block between the two.
+                ahead = text.read(1)
+                block += ahead
+                if ahead in ("", "\n"):
+                    break
+            # The rest of the last line, as readline(_MAX_LINE) would have read that line.
+            begins = max(block.rfind("\n"), block.rfind("\r", 0, len(block) - 1)) + 1
+            room = _MAX_LINE - (len(block) - begins)
+            rest = text.readline(room)
+            block += rest
+            if not rest or (len(rest) == room and rest[-1] not in "\r\n"):
+                break  # the end of the input, or a line over the limit
+        if len(block) < _MAX_LINE and "\x00" not in block and _decodes(block):
+            self._block = csv.reader(io.StringIO(block, newline=""), **self._csv_args)
+            self._block_text = block
+            self._block_after = lines.lineno
+            self._block_used = 0
+        else:
+            lines.feed(_split_lines(block), after=lines.lineno)
+        return True
+
+    def _read_block(self, row: int, last: int, out: list[RawRow]) -> int:
+        """Records from the block in memory, until ``last`` or the block's end; returns the
+        last row number given. The block's records are exactly those csv finds reading its
+        lines one by one: a record csv cannot finish inside the block (malformed, or running
+        on past it) goes back with the rest of the block to ``_Lines`` (``feed``), where it
+        is read line by line and, if it is damaged, undone as such a record always is."""
+        block = self._block
+        assert block is not None
+        header = self._header
+        width = len(header)
+        after = self._block_after
+        used = self._block_used  # lines of the block before the next record
+        append = out.append
+        while row < last:
+            try:
+                values = next(block)
+            except StopIteration:
+                self._end_block(used, fed=False)
+                break
+            except csv.Error:
+                self._end_block(used, fed=True)
+                break
+            start = after + used + 1
+            taken = block.line_num - used
+            used += taken
+            if not values:
+                continue  # an empty line is not a record
+            row += 1
+            if len(values) == width:
+                # _data_row, inline: this loop runs once per record of a CSV.
+                raw = _new_object(RawRow)
+                _set_row(raw, row)
+                _set_line(raw, start)
+                _set_data(raw, dict(zip(header, values)))  # noqa: B905
+                _set_error(raw, None)
+                _set_maybe_written(raw, False)
+                append(raw)
+            else:
+                append(RawRow(row, start, None, _width_error(start, width, len(values), taken)))
+        self._block_used = used
+        return row
+
+    def _end_block(self, used: int, *, fed: bool) -> None:
+        """Leave the block with ``used`` of its lines taken; ``fed``: its other lines are read
+        again by ``_Lines``, else the block has none left."""
+        lines = self._lines
+        if fed:
+            lines.feed(_split_lines(self._block_text)[used:], after=self._block_after + used)
+        else:
+            lines.lineno = self._block_after + used
+        self._block = None
+        self._block_text = ""
 
     def _damaged(self, start: int, exc: csv.Error) -> str:
         """The error of a record csv could not parse; a multi-line one costs only its first line.
@@ -869,7 +1036,8 @@ class _ThreadedRows:
 
     @property
     def text_only(self) -> bool:
-        """Whether every name and value of every row is a str (a CSV's rows)."""
+        """Whether every name and value of every row is a str, the names the header's (a
+        CSV's rows)."""
         return self._handoff.reader.text_only
 
     def _close(self) -> None:

@@ -176,7 +176,7 @@ def test_a_named_conflict_settles_that_row_and_resends_the_rest() -> None:
     assert isinstance(settle, Settle) and isinstance(retry, Retry)
     (outcome,) = settle.outcomes
     assert outcome.item.row == 3 and outcome.category == "CONFLICT"
-    assert outcome.extra["existing_id"] == "42"
+    assert outcome.extra == {"existing_id": "42"}
     assert sorted(it.row for it in retry.items) == [1, 2, 4, 5]
 
 

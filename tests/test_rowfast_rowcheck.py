@@ -171,6 +171,38 @@ def test_flat_path_gives_what_the_general_path_gives(
             assert _shape(call(row, dict(data))) == expected, (config, data)
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+@pytest.mark.parametrize("with_schema", [True, False], ids=["schema", "no-schema"])
+def test_checks_found_from_the_header_give_what_the_general_path_gives(
+    config: dict[str, Any], with_schema: bool
+) -> None:
+    """A CSV's rows all have its header's names: the checker asked with the header finds each
+    column's check once, and must still give exactly the general path's result."""
+    schema = _schema() if with_schema else None
+    rows = [data for data in ROWS if _text(data)]
+    by_header = 0
+    for row, data in enumerate(rows, start=1):
+        header = list(data)
+        fast = _check(schema, **config)
+        fast.text_only = True
+        call = fast.checker(header)
+        plain = not any(name == "id" or name.startswith("assoc:") for name in header)
+        if config.get("empty_clears", False):
+            assert call == fast
+        else:
+            assert (call == fast._by_header) is plain, header
+            by_header += plain
+        slow = _check(schema, **config)
+        expected = _shape(slow._general(row, dict(data)))
+        for _ in range(2):  # the same row again: nothing learnt changes the answer
+            assert _shape(call(row, dict(data))) == expected, (config, data)
+        # A row with the same names and every value emptied or changed, as a CSV's next row.
+        for other in (dict.fromkeys(data, ""), {k: f"{v} x" for k, v in data.items()}):
+            expected = _shape(slow._general(row + 1, dict(other)))
+            assert _shape(call(row + 1, dict(other))) == expected, (config, other)
+    assert by_header > 20 or config.get("empty_clears", False)
+
+
 def test_flat_path_is_taken_and_learns_each_column_once() -> None:
     check = _check(_schema(), operation="create")
     result = check(1, dict(GOOD))
@@ -192,6 +224,7 @@ def test_a_refused_value_reports_every_error_in_row_order() -> None:
     result = check(3, data)
     assert isinstance(result, Outcome)
     assert result.category == PREFLIGHT
+    assert result.extra is not None
     assert result.extra["properties"] == [
         "hs_ticket_priority",
         "hs_object_id",
