@@ -216,7 +216,9 @@ def _parsed(batch: Batch, parsed: Parsed, ctx: Context) -> Verdict:
     if batch.phase is Phase.VERIFY:
         return _read_back(parsed, ctx)
     if parsed.all_ok and not parsed.unmentioned:
-        return Verdict((Settle(parsed.outcomes),))  # the common answer: every row written
+        # The common answer: every row written. Nothing is left to count an attempt against
+        # (attempts only say when to give up, and how often a failed row was tried).
+        return Verdict((Settle(parsed.outcomes),), charge=False)
     done: list[Outcome] = []
     again: list[Item] = []
     for outcome in parsed.outcomes:

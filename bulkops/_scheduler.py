@@ -25,12 +25,15 @@ import asyncio
 import heapq
 import itertools
 import math
+import operator
 from collections import deque
 from collections.abc import Callable, Sequence
 
 import anyio
 
 from ._models import Batch, Item, Phase
+
+_key_of = operator.attrgetter("key")  # C-level walks of a chunk: no Python per record
 
 __all__ = ["Scheduler"]
 
@@ -109,14 +112,17 @@ class Scheduler:
         self.outstanding += len(taken)
         ready, busy = self._ready, self._busy
         before = len(ready)
-        for item in taken:
-            key = item.key
-            if key is not None:
-                if key in busy:
-                    self._waiting.setdefault(key, deque()).append((item, Phase.WRITE))
-                    continue
-                busy.add(key)
-            ready.append(item)
+        if not all(map(operator.is_, map(_key_of, taken), itertools.repeat(None))):
+            for item in taken:
+                key = item.key
+                if key is not None:
+                    if key in busy:
+                        self._waiting.setdefault(key, deque()).append((item, Phase.WRITE))
+                        continue
+                    busy.add(key)
+                ready.append(item)
+        else:
+            ready.extend(taken)  # no keys (a create without an id property): nothing to wait for
         after = len(ready)
         if after > before:
             if not before:
@@ -259,7 +265,7 @@ class Scheduler:
             )
         ):
             take = min(need, len(ready))
-            items.extend(ready.popleft() for _ in range(take))
+            items.extend(itertools.starmap(ready.popleft, itertools.repeat((), take)))
             self._ready_since = now if ready else math.inf
         return Batch(items) if items else None
 

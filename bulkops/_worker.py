@@ -85,6 +85,7 @@ def dialects_for(config: JobConfig) -> Dialects:
 
 _item_of = operator.attrgetter("item")
 _maybe_written = operator.attrgetter("maybe_written")
+_row_of = operator.attrgetter("row")
 
 
 class Workers:
@@ -177,7 +178,7 @@ class Workers:
         mark = None
         if self._marks_sent and batch.phase is Phase.WRITE and self._journal is not None:
             # Before the request leaves: a crash from here on must not lead to a blind resend.
-            mark = await self._journal.mark_sent_in_thread(it.row for it in batch.items)
+            mark = await self._journal.mark_sent_in_thread(map(_row_of, batch.items))
         kind = (
             "verify"
             if batch.phase is Phase.VERIFY
