@@ -58,6 +58,15 @@ def _default(value: Any) -> Any:
 _encode = msgspec.json.Encoder(enc_hook=_default, decimal_format="string").encode
 
 
+class _Written(msgspec.Struct):
+    """A written row's usual line, ``{"row": .., "id": .., "new": ..}``: encoded from a struct,
+    not a dict built per record (the same bytes, in the field order, for less CPU)."""
+
+    row: int
+    id: str | None
+    new: bool
+
+
 def _dumps(line: dict[str, Any]) -> bytes:
     try:
         return _encode(line)
@@ -178,7 +187,7 @@ class ResultWriter:
                     # succeeded_line's common case (a create's or an upsert's written row),
                     # inline: this runs for every record written. Nothing in it msgspec
                     # could refuse (an int, HubSpot's id as JSON gave it, a bool).
-                    data = _encode({"row": item.row, "id": outcome.hubspot_id, "new": new})
+                    data = _encode(_Written(item.row, outcome.hubspot_id, new))
                 else:
                     data = succeeded_line(outcome, id_property=id_property)
                 written.append(data)

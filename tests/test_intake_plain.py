@@ -28,15 +28,17 @@ def _schema() -> PropertySchema:
     return PropertySchema.from_hubspot(body, object_type="tickets")
 
 
-def _rows() -> list[RawRow]:
+def _rows(unusual: bool) -> list[RawRow]:
+    """120 rows, every 7th refused by pre-flight; ``unusual``: also unparsed and retried ones
+    (without them, whole slices of rows take the plain path's quickest way)."""
     rows = []
     for n in range(1, 121):
         data = {"subject": f"s{n}", "hs_pipeline_stage": "1", "external_id": f"k{n % 50}"}
         if n % 7 == 0:
             data["hs_ticket_priority"] = "NOPE"  # refused by pre-flight
-        if n % 11 == 0:
+        if n % 11 == 0 and unusual:
             rows.append(RawRow(n, n + 1, None, f"line {n + 1}: malformed"))  # unparsed
-        elif n % 13 == 0:
+        elif n % 13 == 0 and unusual:
             rows.append(RawRow(n, n + 1, data, maybe_written=True))  # a retried AMBIGUOUS row
         else:
             rows.append(RawRow(n, n + 1, data))
@@ -86,7 +88,9 @@ class _Recording(Scheduler):
         return done
 
 
-async def _run(config: JobConfig, chunk: int, plain: bool) -> tuple[list[Any], list[Any], int]:
+async def _run(
+    config: JobConfig, chunk: int, plain: bool, unusual: bool = True
+) -> tuple[list[Any], list[Any], int]:
     seen: list[tuple[int, Phase, bool, int]] = []
     settled: list[tuple[int, str | None]] = []
     scheduler = _Recording(seen, batch_size=10, max_outstanding=1000)
@@ -99,7 +103,7 @@ async def _run(config: JobConfig, chunk: int, plain: bool) -> tuple[list[Any], l
 
     intake = Intake(
         config,
-        _Chunks(_rows(), chunk),
+        _Chunks(_rows(unusual), chunk),
         scheduler=scheduler,
         settle=settle,
         settle_unparsed=unparsed,
@@ -133,3 +137,24 @@ async def test_the_plain_path_takes_rows_as_the_per_row_path_does(
     assert sorted([s[0] for s in settled] + [s[0] for s in seen]) == list(range(1, 121))
     # A retried create that may exist is read back first, or sent again marked as such.
     assert (13, Phase.VERIFY if id_property else Phase.WRITE, True, 1) in seen
+
+
+@pytest.mark.parametrize("chunk", [1, 16, 17, 40, 500])
+@pytest.mark.parametrize("id_property", [None, "external_id"])
+async def test_slices_of_parsed_rows_are_taken_as_the_per_row_path_takes_them(
+    chunk: int, id_property: str | None
+) -> None:
+    """Every row parsed and none retried: whole slices are checked at once; the items and the
+    refused rows (every 7th) must still come out exactly as row by row."""
+    config = JobConfig(
+        operation=Operation.CREATE,
+        token=Secret("x"),
+        out_dir=Path("/tmp/unused"),
+        id_property=id_property,
+    )
+    plain = await _run(config, chunk, plain=True, unusual=False)
+    assert plain == await _run(config, chunk, plain=False, unusual=False)
+    settled, seen, read = plain
+    assert read == 120
+    assert [s[0] for s in settled] == list(range(7, 121, 7))
+    assert [s[0] for s in seen] == [n for n in range(1, 121) if n % 7]

@@ -24,6 +24,7 @@ def _item(row: int, **kw: object) -> Item:
 
 OUTCOMES = [
     Outcome(_item(1), True, "101", True),  # a create: the inline case
+    Outcome(_item(10), True, None, True),  # no id in the answer: null, as the general case
     Outcome(_item(2), True, "102", False),  # an upsert that updated
     Outcome(_item(3), True, "103", None),  # an update: no "new"
     Outcome(_item(4, maybe_written=True), True, "104", None),  # maybe written: new is null
