@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 __all__ = [
     "Api",
     "Batch",
@@ -50,8 +52,11 @@ class Phase(enum.Enum):
     VERIFY = "verify"
 
 
-@dataclass(slots=True, eq=False)
-class Item:
+# Item and Outcome are msgspec Structs, not dataclasses: made once per record each, and a
+# Struct is built in C (no Python __init__ frame), about 200 ns less per object. gc=False: the
+# collector need not track them, as no reference cycle can pass through one (an item holds
+# only the row's own dicts and lists, an outcome its item and dicts; nothing refers back).
+class Item(msgspec.Struct, eq=False, gc=False):
     """One input record, normalised for the job's operation.
 
     ``row`` is the 1-based input record number and the only identity an item has: the trace id
@@ -98,8 +103,7 @@ class Batch:
         return len(self.items)
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, gc=False):
     """The final word on one item: written/read (``ok``) or failed with a reason."""
 
     item: Item
