@@ -6,15 +6,15 @@ It records (outcomes group-committed by the engine every 20 ms, sent marks at on
   ``failed.jsonl``, the row's :func:`row_digest` (so a resume can tell that row N is still the
   same record) and the run (generation) that wrote it. A crash loses at most the batches in
   flight and 20 ms of finished ones.
-* ``settled``: how a run writes them. One row per commit (a few hundred outcomes): their
-  outcomes as one JSON array and their tally (succeeded, failed, created, updated, by
-  category). A row per outcome cost SQLite more than everything else the journal does
-  (~2.5 us a record, a sixth of a default job's CPU); a row per commit costs ~0.6 us. The
-  counts a report needs are summed from the tallies. Reading rows back (a resume, a retry,
-  rebuilding the result files) first *folds* the settled outcomes into ``outcomes``, one
-  transaction, oldest first, the later outcome of a row replacing the earlier; opening an
-  existing journal folds too, so ``settled`` only ever holds the outcomes of the run that
-  has the journal open, each row at most once.
+* ``settled``: how a run writes them. One row per commit (a few hundred outcomes): their row
+  numbers as a JSON array, the outcomes themselves as one MessagePack body, and their tally
+  (succeeded, failed, created, updated, by category). A row per outcome cost SQLite more
+  than everything else the journal does (~2.5 us a record, a sixth of a default job's CPU); a
+  row per commit costs ~0.6 us. The counts a report needs are summed from the tallies.
+  Reading rows back (a resume, a retry, rebuilding the result files) first *folds* the
+  settled outcomes into ``outcomes``, one transaction, oldest first, the later outcome of a
+  row replacing the earlier; opening an existing journal folds too, so ``settled`` only ever
+  holds the outcomes of the run that has the journal open, each row at most once.
 * ``sent``: one mark per create batch, listing its rows and their digests, committed *before*
   the request goes out, and dropped once the batch is settled (kept for rows whose outcome is
   still unknown). A create row that was sent but has no outcome from the mark's run or later
@@ -507,7 +507,9 @@ class Journal:
             return group.ids[index]
         group = self._queued_marks = _MarkGroup(mark)
         try:
-            group.ids = await self._in_thread(self._insert_marks, group, before=self._close)
+            group.ids = await self._in_thread(
+                self._insert_marks, group, before=self._stop_queueing_marks
+            )
         except BaseException as exc:
             group.error = exc
             raise
@@ -515,7 +517,7 @@ class Journal:
             group.done.set()
         return group.ids[0]
 
-    def _close(self) -> None:
+    def _stop_queueing_marks(self) -> None:
         # On the loop's thread, as the thread takes the waiting marks: later ones wait anew.
         self._queued_marks = None
 

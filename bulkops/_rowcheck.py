@@ -173,13 +173,6 @@ class RowCheck:
             if value and not check(value):  # REFUSE refuses every value
                 bad = True
                 break
-        if self._plain_create:
-            # _flat_end's common case, inline: this runs for every row of a CSV create.
-            item = Item(row, data, properties)
-            required = self._required
-            if bad or (required and not all(map(properties.get, required))):
-                return self._preflight(item)
-            return item
         return self._flat_end(row, data, properties, bad)
 
     def _text(self, row: int, data: dict[str, Any]) -> Item | Outcome:

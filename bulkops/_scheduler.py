@@ -90,14 +90,21 @@ class Scheduler:
         if self.outstanding >= self.max_outstanding:
             return None
         self.outstanding += 1
-        key = item.key
-        if key is not None:
-            if key in self._busy:
-                self._waiting.setdefault(key, deque()).append((item, phase))
-                return True
-            self._busy.add(key)
-        self._admit(item, phase)
+        if not self._waits_for_key(item, phase):
+            self._admit(item, phase)
         return True
+
+    def _waits_for_key(self, item: Item, phase: Phase) -> bool:
+        """Hold ``item``'s key for it; True when an earlier item holds it, and ``item`` then
+        waits behind that one (admitted when it finishes)."""
+        key = item.key
+        if key is None:
+            return False
+        if key in self._busy:
+            self._waiting.setdefault(key, deque()).append((item, phase))
+            return True
+        self._busy.add(key)
+        return False
 
     def try_put_many(self, items: Sequence[Item]) -> int | None:
         """:meth:`try_put` for each of ``items`` (fresh writes) while there is room: how many
@@ -110,17 +117,12 @@ class Scheduler:
             return 0
         taken = items if len(items) <= room else items[:room]
         self.outstanding += len(taken)
-        ready, busy = self._ready, self._busy
+        ready = self._ready
         before = len(ready)
         if not all(map(operator.is_, map(_key_of, taken), itertools.repeat(None))):
             for item in taken:
-                key = item.key
-                if key is not None:
-                    if key in busy:
-                        self._waiting.setdefault(key, deque()).append((item, Phase.WRITE))
-                        continue
-                    busy.add(key)
-                ready.append(item)
+                if not self._waits_for_key(item, Phase.WRITE):
+                    ready.append(item)
         else:
             ready.extend(taken)  # no keys (a create without an id property): nothing to wait for
         after = len(ready)

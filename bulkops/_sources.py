@@ -637,14 +637,7 @@ class _CsvReader(_Reader):
                 continue  # an empty line is not a record
             row += 1
             if len(values) == width:
-                # _data_row, inline: this loop runs once per record of a CSV.
-                raw = _new_object(RawRow)
-                _set_row(raw, row)
-                _set_line(raw, start)
-                _set_data(raw, dict(zip(header, values)))  # noqa: B905
-                _set_error(raw, None)
-                _set_maybe_written(raw, False)
-                append(raw)
+                append(_data_row(row, start, dict(zip(header, values))))  # noqa: B905
             else:
                 append(RawRow(row, start, None, _width_error(start, width, len(values), taken)))
         self._block_used = used
