@@ -19,6 +19,7 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import stat
@@ -32,10 +33,10 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio.to_thread
+import msgspec
 import orjson
 
 from ._errors import ConfigError
@@ -92,8 +93,11 @@ class SourceError(ConfigError):
         self.line = line
 
 
-@dataclass(slots=True, frozen=True)
-class RawRow:
+# A Struct, not a dataclass: the readers make one per record, and a Struct is built in C (a
+# frozen dataclass sets each slot through object.__setattr__ in a Python __init__), so a block
+# of rows can be made with map() and no Python code per row (_CsvReader._read_plain).
+# gc=False: a row holds only its own dict; nothing refers back to it.
+class RawRow(msgspec.Struct, frozen=True, gc=False):
     """One input record, or the reason it could not be read.
 
     ``row`` counts records from 1 (a CSV header and blank lines are not records; error rows
@@ -107,25 +111,6 @@ class RawRow:
     # A create of this row may already exist in HubSpot (a retried AMBIGUOUS row): with an id
     # property it is read back before it is created again.
     maybe_written: bool = False
-
-
-_new_object = object.__new__
-_set_row, _set_line, _set_data, _set_error, _set_maybe_written = (
-    RawRow.__dict__[name].__set__ for name in ("row", "line", "data", "error", "maybe_written")
-)
-
-
-def _data_row(row: int, line: int, data: dict[str, Any]) -> RawRow:
-    """``RawRow(row, line, data)``, the same object at about half the cost: the frozen
-    dataclass's ``__init__`` sets each slot through ``object.__setattr__``, this through the
-    slots' own descriptors. For readers' per-record loops."""
-    raw: RawRow = _new_object(RawRow)
-    _set_row(raw, row)
-    _set_line(raw, line)
-    _set_data(raw, data)
-    _set_error(raw, None)
-    _set_maybe_written(raw, False)
-    return raw
 
 
 @runtime_checkable
@@ -475,6 +460,10 @@ class _CsvReader(_Reader):
         self._block_text = ""
         self._block_after = 0
         self._block_used = 0
+        # A plain block (no quote, no blank line, one kind of line break, every line as wide as
+        # the header): its records, split up front, and how many were handed out.
+        self._plain: list[list[str]] | None = None
+        self._plain_used = 0
         self._csv_args: dict[str, Any] = {}
 
     def _start(self, stream: IO[bytes]) -> None:
@@ -534,8 +523,13 @@ class _CsvReader(_Reader):
         out: list[RawRow] = []
         append = out.append
         while row < last:
+            if self._plain is not None:
+                row = self._read_plain(row, last, out)
+                continue
             if self._block is None and lines.idle and not self._next_block():
                 break  # the end of the input
+            if self._plain is not None:
+                continue
             if self._block is not None:
                 row = self._read_block(row, last, out)
                 continue
@@ -563,7 +557,7 @@ class _CsvReader(_Reader):
             if len(values) == width:
                 # The width is checked here, and zip given any keyword (strict=) costs
                 # about 1,400 instructions per call on CPython 3.11 (no vectorcall path).
-                append(_data_row(row, start, dict(zip(header, values))))  # noqa: B905
+                append(RawRow(row, start, dict(zip(header, values))))  # noqa: B905
             else:
                 error = _width_error(start, width, len(values), len(lines.record))
                 append(RawRow(row, start, None, error))
@@ -600,6 +594,12 @@ class _CsvReader(_Reader):
             if not rest or (len(rest) == room and rest[-1] not in "\r\n"):
                 break  # the end of the input, or a line over the limit
         if len(block) < _MAX_LINE and "\x00" not in block and _decodes(block):
+            records = self._plain_records(block)
+            if records is not None:
+                self._plain = records
+                self._plain_used = 0
+                self._block_after = lines.lineno
+                return True
             self._block = csv.reader(io.StringIO(block, newline=""), **self._csv_args)
             self._block_text = block
             self._block_after = lines.lineno
@@ -607,6 +607,50 @@ class _CsvReader(_Reader):
         else:
             lines.feed(_split_lines(block), after=lines.lineno)
         return True
+
+    def _plain_records(self, block: str) -> list[list[str]] | None:
+        """The block's records when it is plain, else None: then it holds no quote, no blank
+        line and one kind of line break ("\n", or "\r\n" as csv writes), so each line is one
+        record and csv would split it at each delimiter, exactly as ``str.split`` does (and no
+        field can pass csv's size limit, as the block is shorter). Every record has the
+        header's width, so each is a row. A block made by a program that quotes only when it
+        must is usually plain."""
+        if '"' in block or len(block) > csv.field_size_limit():
+            return None
+        breaks = block.count("\r")
+        if breaks and (breaks != block.count("\r\n") or breaks != block.count("\n")):
+            return None  # a lone "\r" (a line break to csv), or both kinds of break
+        lines = block.split("\r\n" if breaks else "\n")
+        if not lines[-1]:
+            lines.pop()  # the block ends with its last line's break (always, but at the end)
+        if "" in lines:
+            return None
+        records = list(map(str.split, lines, itertools.repeat(self._csv_args["delimiter"])))
+        if not all(map(len(self._header).__eq__, map(len, records))):
+            return None
+        return records
+
+    def _read_plain(self, row: int, last: int, out: list[RawRow]) -> int:
+        """Rows of the plain block, until ``last`` or the block's end; returns the last row
+        number given. Row and line numbers run on one by one, and map builds the rows, so no
+        Python code runs per row."""
+        records, used = self._plain, self._plain_used
+        assert records is not None
+        taken = records[used : used + last - row]
+        line = self._block_after + used + 1
+        out += map(
+            RawRow,
+            range(row + 1, row + 1 + len(taken)),
+            range(line, line + len(taken)),
+            map(dict, map(zip, itertools.repeat(self._header), taken)),
+        )
+        used += len(taken)
+        if used == len(records):
+            self._lines.lineno = self._block_after + used
+            self._plain = None
+        else:
+            self._plain_used = used
+        return row + len(taken)
 
     def _read_block(self, row: int, last: int, out: list[RawRow]) -> int:
         """Records from the block in memory, until ``last`` or the block's end; returns the
@@ -637,7 +681,7 @@ class _CsvReader(_Reader):
                 continue  # an empty line is not a record
             row += 1
             if len(values) == width:
-                append(_data_row(row, start, dict(zip(header, values))))  # noqa: B905
+                append(RawRow(row, start, dict(zip(header, values))))  # noqa: B905
             else:
                 append(RawRow(row, start, None, _width_error(start, width, len(values), taken)))
         self._block_used = used

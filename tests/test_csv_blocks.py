@@ -6,6 +6,7 @@ their ends fall everywhere (inside quotes, between "\\r" and "\\n", inside long 
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable
 from typing import Any
@@ -129,3 +130,63 @@ def test_a_large_file_read_in_blocks_keeps_every_row_and_line(
     assert [r[0] for r in rows] == list(range(1, 3001))
     damaged = [n for n in range(3000) if n % 97 and (n % 331 == 0 or n % 449 == 0)]
     assert [r[0] - 1 for r in rows if r[3] is not None] == damaged
+
+
+# Pieces of plain blocks (no quote), so that many blocks are plain (_read_plain), with what
+# makes one not plain after all: a blank line, a row of another width, a lone "\r", both
+# kinds of line break.
+PLAIN_PIECES = [b"a", b"bc", b",", b",,", b"\n", b"\n\n", b" ", b"caf\xc3\xa9", b"0123456789"]
+CRLF_PIECES = [b"a", b"bc", b",", b",,", b"\r\n", b"\r\n\r\n", b" ", b"0123456789"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.one_of(
+        st.lists(st.sampled_from(PLAIN_PIECES), max_size=80),
+        st.lists(st.sampled_from(CRLF_PIECES), max_size=80),
+        st.lists(st.sampled_from([*CRLF_PIECES, b"\n", b"\r"]), max_size=80),
+    ),
+    block_chars=st.sampled_from([1, 3, 8, 13, 64, 4096]),
+    field_limit=st.sampled_from([4, 131_072]),
+    read_sizes=st.lists(st.integers(1, 7), min_size=1, max_size=3),
+)
+def test_plain_blocks_give_what_reading_line_by_line_gives(
+    body: list[bytes], block_chars: int, field_limit: int, read_sizes: list[int]
+) -> None:
+    text = b"h1,h2\n" + b"".join(body)
+    old_limit = csv.field_size_limit(field_limit)  # a field over it is csv's error, not ours
+    try:
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_sources, "_BLOCK_CHARS", block_chars)
+            expected = _line_by_line(lambda: _rows(text, read_sizes))
+            got = _rows(text, read_sizes)
+            m.setattr(_CsvReader, "_plain_records", lambda self, block: None)
+            assert _rows(text, read_sizes) == expected, text
+        assert got == expected, text
+    finally:
+        csv.field_size_limit(old_limit)
+
+
+def test_a_file_a_program_wrote_is_read_in_plain_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unquoted rows of the header's width, each line ended as csv.writer ends it ("\r\n"):
+    every block is plain, and the rows and line numbers are those of reading line by line."""
+    text = (
+        "id,subject,content\r\n" + "".join(f"{n},s {n},c {n}\r\n" for n in range(5000))
+    ).encode()
+    monkeypatch.setattr(_sources, "_BLOCK_CHARS", 1000)
+    plain = 0
+    real = _CsvReader._plain_records
+
+    def counting(self: _CsvReader, block: str) -> list[list[str]] | None:
+        nonlocal plain
+        records = real(self, block)
+        plain += records is not None
+        return records
+
+    monkeypatch.setattr(_CsvReader, "_plain_records", counting)
+    got = _rows(text, [700, 3])
+    assert plain >= 80  # ~88 KB in blocks of ~1,000 characters
+    assert got == _line_by_line(lambda: _rows(text, [700, 3]))
+    rows = [r for r in got if isinstance(r[0], int)]
+    assert [(r[0], r[1]) for r in rows] == [(n, n + 1) for n in range(1, 5001)]
+    assert rows[-1][2] == {"id": "4999", "subject": "s 4999", "content": "c 4999"}

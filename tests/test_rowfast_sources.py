@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 from contextlib import aclosing
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from bulkops._engine import Job
-from bulkops._sources import RawRow, _data_row, open_source, read_csv
+from bulkops._sources import RawRow, open_source, read_csv
 
 from .accounting import assert_accounted
 from .mockhub import MockHub
 from .test_engine import config
 
 
-def test_data_row_is_the_raw_row_its_constructor_makes() -> None:
+def test_a_raw_row_is_a_frozen_record_of_its_fields() -> None:
     data = {"subject": "S"}
-    fast, plain = _data_row(3, 7, data), RawRow(3, 7, data)
-    assert type(fast) is RawRow
-    assert fast == plain
-    assert repr(fast) == repr(plain)
-    assert dataclasses.astuple(fast) == dataclasses.astuple(plain) == (3, 7, data, None, False)
-    assert fast.data is data
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.row = 4  # type: ignore[misc]
+    raw = RawRow(3, 7, data)
+    assert raw == RawRow(row=3, line=7, data={"subject": "S"}, error=None, maybe_written=False)
+    assert (
+        repr(raw) == "RawRow(row=3, line=7, data={'subject': 'S'}, error=None, maybe_written=False)"
+    )
+    assert msgspec.structs.astuple(raw) == (3, 7, data, None, False)
+    assert raw.data is data
+    with pytest.raises(AttributeError):
+        raw.row = 4  # type: ignore[misc]
 
 
 async def test_unusual_lines_keep_their_numbers_and_problems(tmp_path) -> None:
