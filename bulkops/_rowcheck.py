@@ -3,7 +3,9 @@ and pre-flight. Pure: a row in, an item to send or the outcome that ends it out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._coerce import Coercer
@@ -20,6 +22,8 @@ __all__ = ["RowCheck", "split_passthrough"]
 _VALIDATED = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})
 
 _Check = Callable[[str], bool]
+_ItemsOf = Callable[[Iterable[int], list[dict[str, Any]]], list[Item] | None]
+_value_of: Callable[[tuple[str, Any]], Any] = operator.itemgetter(1)
 
 
 # Markers in RowCheck._columns beside the schema's checkers (None: a property that takes
@@ -79,6 +83,9 @@ class RowCheck:
         # Column name -> its checker, or a marker: each name is looked at once, not per row.
         self._columns: dict[str, _Check | None] = {}
         self._checked: tuple[tuple[str, _Check], ...] = ()  # _by_header's, from the header
+        # _items_of's: each checked column's getter and check.
+        self._column_checks: tuple[tuple[Callable[[dict[str, Any]], Any], _Check], ...] = ()
+        self._by_header_chosen = False
         # Every name and value of every row is a string, the names those of the source's header
         # (a CSV's rows): the intake says so.
         self.text_only = False
@@ -140,8 +147,37 @@ class RowCheck:
             checked = self._checked_columns(header)
             if checked is not None:
                 self._checked = checked
+                self._column_checks = tuple(
+                    (operator.itemgetter(name), check) for name, check in checked
+                )
+                self._by_header_chosen = True
                 return self._by_header
         return self._text
+
+    def many_checker(self) -> _ItemsOf | None:
+        """What to call for a slice of rows before checking them one by one: the items
+        :meth:`_by_header` would give them, when :meth:`checker` chose it for every row and
+        the job is a plain create; else None. Ask after :meth:`checker`."""
+        return self._items_of if self._by_header_chosen and self._plain_create else None
+
+    def _items_of(self, rows: Iterable[int], datas: list[dict[str, Any]]) -> list[Item] | None:
+        """The items :meth:`_by_header` gives for these rows (numbers and data), when each
+        gives an item: no value refused, nothing required missing. The slice is checked a
+        column at a time with map() and filter(), so no Python code runs per row. None when
+        a row would fail: the caller then checks the slice row by row, as usual."""
+        if all(map(all, map(dict.values, datas))):
+            properties = datas  # no empty cell: each row is its own properties
+        else:
+            properties = list(
+                map(dict, map(filter, itertools.repeat(_value_of), map(dict.items, datas)))
+            )
+        for value_of, check in self._column_checks:
+            if not all(map(check, filter(None, map(value_of, datas)))):
+                return None  # a value refused (an empty cell is checked by no one)
+        for name in self._required:
+            if not all(map(dict.get, properties, itertools.repeat(name))):
+                return None
+        return list(map(Item, rows, datas, properties))
 
     def _checked_columns(self, header: Sequence[str]) -> tuple[tuple[str, _Check], ...] | None:
         """The header's columns that have a check, with it; None when a column is not a plain

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bulkops import Secret
 from bulkops._config import JobConfig
@@ -266,3 +268,74 @@ def test_names_seen_on_the_flat_path_count_as_seen_on_the_general_path() -> None
     fast, slow = _check(_schema(), operation="create"), _check(_schema(), operation="create")
     for row, data in enumerate(rows, start=1):
         assert _shape(fast(row, dict(data))) == _shape(slow._general(row, dict(data)))
+
+
+# Values of a ticket CSV's columns, good and bad: an empty cell, an option that is not one, a
+# required value missing.
+_COLUMN_VALUES = {
+    "subject": ["Printer on fire", "", "S"],
+    "content": ["It is, really", ""],
+    "hs_pipeline": ["0", ""],
+    "hs_pipeline_stage": ["1", "2", "9", ""],
+    "hs_ticket_priority": ["HIGH", "LOW", "Highest", ""],
+    "customer_score": ["12.5", "1_000", ""],
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    columns=st.lists(st.sampled_from(sorted(_COLUMN_VALUES)), min_size=1, unique=True),
+    picks=st.lists(st.lists(st.integers(0, 3), min_size=6, max_size=6), min_size=1, max_size=20),
+    config=st.sampled_from([c for c in CONFIGS if c["operation"] == "create"]),
+    with_schema=st.booleans(),
+)
+def test_a_slice_checked_at_once_gives_what_each_row_gives(
+    columns: list[str], picks: list[list[int]], config: dict[str, Any], with_schema: bool
+) -> None:
+    """RowCheck.many_checker: for a slice of a CSV's rows, either the items the general path
+    gives them (when each row gives an item), or None (the intake then goes row by row)."""
+    schema = _schema() if with_schema else None
+    rows = [
+        {
+            name: _COLUMN_VALUES[name][pick % len(_COLUMN_VALUES[name])]
+            for name, pick in zip(columns, row_picks, strict=False)
+        }
+        for row_picks in picks
+    ]
+    fast = _check(schema, **config)
+    fast.text_only = True
+    fast.checker(columns)
+    many = fast.many_checker()
+    plain = not config.get("empty_clears") and not config.get("id_property")
+    assert (many is not None) is plain
+    if many is None:
+        return
+    slow = _check(schema, **config)
+    expected = [slow._general(n, dict(data)) for n, data in enumerate(rows, start=1)]
+    got = many(range(1, len(rows) + 1), [dict(data) for data in rows])
+    if all(type(result) is Item for result in expected):
+        assert got is not None
+        assert list(map(_shape, got)) == list(map(_shape, expected))
+    else:
+        assert got is None
+
+
+def test_a_slice_is_checked_at_once_for_good_rows_of_a_plain_create() -> None:
+    fast = _check(_schema(), operation="create")
+    fast.text_only = True
+    header = ["subject", "hs_pipeline", "hs_pipeline_stage"]
+    fast.checker(header)
+    many = fast.many_checker()
+    assert many is not None
+    good = [{"subject": f"S{n}", "hs_pipeline": "0", "hs_pipeline_stage": "1"} for n in range(3)]
+    items = many([4, 5, 6], good)
+    assert items is not None
+    assert [(it.row, it.properties) for it in items] == [(4, good[0]), (5, good[1]), (6, good[2])]
+    bad = [*good, {"subject": "S", "hs_pipeline": "0", "hs_pipeline_stage": "9"}]
+    assert many([1, 2, 3, 4], bad) is None
+    # Not asked for a header (rows of any shape), or not a plain create: no slice check.
+    assert _check(_schema(), operation="create").many_checker() is None
+    upsert = _check(_schema(), operation="upsert", id_property="external_id")
+    upsert.text_only = True
+    upsert.checker(header)
+    assert upsert.many_checker() is None
