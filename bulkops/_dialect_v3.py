@@ -9,6 +9,8 @@ failure with 207 and per-input errors instead of failing the whole batch (docs/h
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +47,9 @@ class _Answer(msgspec.Struct):
 # Typed: decoding a 100-record answer into these costs ~0.3 us a record against ~1.7 us for
 # building every dict of it (measured on the fake's answers).
 _decode_answer = msgspec.json.Decoder(_Answer).decode
+_row_of = operator.attrgetter("row")
+_trace_of = operator.attrgetter("objectWriteTraceId")
+_id_of = operator.attrgetter("id")
 _FAST_OPERATIONS = frozenset({Operation.CREATE, Operation.UPDATE, Operation.UPSERT})
 
 
@@ -138,15 +143,23 @@ class V3Dialect:
             return None  # not this shape (or not JSON): the full reading decides
         if answer.errors or len(answer.results) != len(items):
             return None
-        by_trace = {str(it.row): it for it in items}
+        # This runs for every record written: map() and zip(), no Python code per record (both
+        # sides come from items, so one length; zip given strict= takes a slow call path).
+        by_trace = dict(zip(map(str, map(_row_of, items)), items))  # noqa: B905
         if op is Operation.CREATE:
-            # Every create is new; one comprehension, as this runs for every record written.
-            take = by_trace.pop  # a missing key ("" too: no trace id) raises KeyError
+            # Every create is new. A missing trace id (None) or an unknown or repeated one
+            # raises KeyError, as str(row) is never None and each is popped once.
+            results = answer.results
             try:
-                written = [
-                    Outcome(take(r.objectWriteTraceId or ""), True, r.id, True)
-                    for r in answer.results
-                ]
+                written = list(
+                    map(
+                        Outcome,
+                        map(by_trace.pop, map(_trace_of, results)),
+                        itertools.repeat(True),
+                        map(_id_of, results),
+                        itertools.repeat(True),
+                    )
+                )
             except KeyError:
                 return None  # no trace id, an unknown or repeated one: match in full
             return Parsed(written, all_ok=True)

@@ -58,3 +58,65 @@ def test_a_batch_writes_each_outcome_as_its_own_line_would(
     assert {row: c[3] for row, c in committed_outcomes(journal.path).items()} == expected
     journal.close()
     writer.close()
+
+
+USUAL = [
+    Outcome(_item(21, digest=b"d" * 8), True, "121", True),
+    Outcome(_item(22), True, "122", False),  # an upsert that updated
+    Outcome(_item(23), True, "123", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("batch", "usual"),
+    [
+        (USUAL, True),
+        (USUAL[:1], True),
+        ([*USUAL, OUTCOMES[3]], False),  # new unknown (an update)
+        ([*USUAL, OUTCOMES[5]], False),  # properties read back
+        ([*USUAL, OUTCOMES[6]], False),  # extra fields
+        ([*USUAL, OUTCOMES[7]], False),  # passthrough columns
+        ([OUTCOMES[8], *USUAL], False),  # a failure
+    ],
+)
+@pytest.mark.parametrize("journaled", [True, False])
+def test_a_batch_of_usual_writes_is_written_a_column_at_a_time(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: list[Outcome],
+    usual: bool,
+    journaled: bool,
+) -> None:
+    """A keyless batch of rows all written with the usual line takes the column path
+    (_record_usual_writes); its lines, and what the journal keeps, are each outcome's own."""
+    taken: list[int] = []
+    real = ResultWriter._record_usual_writes
+
+    def spy(self: ResultWriter, outcomes: list[Outcome]) -> None:
+        taken.append(len(outcomes))
+        real(self, outcomes)
+
+    monkeypatch.setattr(ResultWriter, "_record_usual_writes", spy)
+    journal = Journal.create(tmp_path / "j.sqlite", {"config": {}}) if journaled else None
+    writer = ResultWriter(tmp_path, journal=journal, id_property=None)
+    writer.record_many(batch)
+    writer.flush()
+    assert taken == ([len(batch)] if usual else [])
+    expected = {
+        o.item.row: succeeded_line(o, id_property=None)
+        if o.ok
+        else failed_line(o, id_property=None)
+        for o in batch
+    }
+    written = (tmp_path / SUCCEEDED).read_bytes() + (tmp_path / FAILED).read_bytes()
+    assert sorted(written.splitlines()) == sorted(expected.values())
+    if journal is not None:
+        journal.commit()
+        committed = committed_outcomes(journal.path)
+        assert {row: c[3] for row, c in committed.items()} == expected
+        if 21 in committed:
+            # ok, no category, new; and the row's digest
+            assert committed[21][:3] == (1, None, True)
+            assert committed[21][4] == b"d" * 8
+        journal.close()
+    writer.close()
