@@ -618,9 +618,9 @@ class _CsvReader(_Reader):
         if '"' in block or len(block) > csv.field_size_limit():
             return None
         breaks = block.count("\r")
-        if breaks and (breaks != block.count("\r\n") or breaks != block.count("\n")):
-            return None  # a lone "\r" (a line break to csv), or both kinds of break
         lines = block.split("\r\n" if breaks else "\n")
+        if breaks and (len(lines) - 1 != breaks or block.count("\n") != breaks):
+            return None  # a lone "\r" (a line break to csv), or both kinds of break
         if not lines[-1]:
             lines.pop()  # the block ends with its last line's break (always, but at the end)
         if "" in lines:
