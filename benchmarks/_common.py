@@ -10,6 +10,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import csv
+import importlib.util
 import json
 import os
 import resource
@@ -364,4 +365,6 @@ def machine_line() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     py = sys.version.split()[0]
-    return f"machine: {os.cpu_count()} cores, {model}, Python {py}"
+    # The bulkops command's --loop auto takes uvloop when it is installed (the fast extra).
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"machine: {os.cpu_count()} cores, {model}, Python {py}; bulkops's loop: {loop}"

@@ -21,6 +21,7 @@ import orjson
 from ._config import JobConfig, Secret
 from ._console import drive
 from ._engine import Job
+from ._loop import backend_options
 from ._models import Operation
 from ._progress import ProgressDisplay, format_summary
 
@@ -127,4 +128,4 @@ def run_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sample = out / "demo-tickets.csv"
     bad = write_sample_tickets(sample, args.rows)
-    return anyio.run(_demo, args, out, sample, bad)
+    return anyio.run(_demo, args, out, sample, bad, backend_options=backend_options(args.loop))

@@ -1,0 +1,53 @@
+"""Which event loop the ``bulkops`` command runs a job on (``--loop``).
+
+uvloop (the ``fast`` extra) runs the same job on less CPU than asyncio's own loop: measured on
+the README's 2-core VM, ~6% less CPU a record (the median of 10 alternating 200,000-row runs),
+although it executes only ~1% fewer instructions. It makes fewer Python objects per callback,
+and this engine's time goes on touching memory more than on instructions. ``auto`` takes it
+when it is installed; ``asyncio`` keeps the standard loop (to rule the loop out when something
+looks wrong). A library caller's job runs on the caller's loop, whatever it is: this is only
+the command's choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from typing import Any
+
+from ._errors import ConfigError
+
+__all__ = ["LOOP_CHOICES", "backend_options", "loop_name", "running_loop"]
+
+LOOP_CHOICES = ("auto", "asyncio", "uvloop")
+_MISSING = "--loop uvloop: uvloop is not installed here (pip install 'bulkops[fast]')"
+
+
+def _have_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+def loop_name(choice: str) -> str:
+    """The loop ``--loop choice`` runs on: "uvloop" or "asyncio".
+
+    :raises ConfigError: uvloop asked for by name and not installed.
+    """
+    if choice not in LOOP_CHOICES:
+        raise ConfigError(f"--loop {choice!r}: choose one of {', '.join(LOOP_CHOICES)}")
+    if choice == "asyncio":
+        return "asyncio"
+    if _have_uvloop():
+        return "uvloop"
+    if choice == "uvloop":
+        raise ConfigError(_MISSING)
+    return "asyncio"
+
+
+def backend_options(choice: str) -> dict[str, Any]:
+    """``anyio.run``'s ``backend_options`` for ``--loop choice``."""
+    return {"use_uvloop": True} if loop_name(choice) == "uvloop" else {}
+
+
+def running_loop() -> str:
+    """What the running event loop is, for the log: "uvloop", "asyncio" or another's module."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
