@@ -141,6 +141,7 @@ class RowCheck:
         With the source's ``header`` (a text-only source's rows have exactly its names), and
         every column a plain property, each row is checked by :meth:`_by_header`: the columns'
         checks are found once, here, and only the checked columns are looked at per row."""
+        self._by_header_chosen = False
         if not (self._flat_ok and self.text_only and not self._keep_empty):
             return self
         if header is not None:

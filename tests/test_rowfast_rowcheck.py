@@ -335,6 +335,8 @@ def test_a_slice_is_checked_at_once_for_good_rows_of_a_plain_create() -> None:
     assert many([1, 2, 3, 4], bad) is None
     # Not asked for a header (rows of any shape), or not a plain create: no slice check.
     assert _check(_schema(), operation="create").many_checker() is None
+    fast.checker()  # asked again, without the header: the rows may be of any shape now
+    assert fast.many_checker() is None
     upsert = _check(_schema(), operation="upsert", id_property="external_id")
     upsert.text_only = True
     upsert.checker(header)
