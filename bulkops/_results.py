@@ -198,16 +198,11 @@ class ResultWriter:
             item = outcome.item
             if outcome.ok:
                 new = outcome.new
-                if (
-                    new is not None
-                    and keyless
-                    and outcome.properties is None
-                    and not outcome.extra
-                    and item.passthrough is None
-                ):
+                # (new is not None: implied, and said for the type checker.)
+                if keyless and new is not None and _usual_write_of(outcome) in _USUAL_WRITES:
                     # succeeded_line's common case (a create's or an upsert's written row),
-                    # inline: this runs for every record written. Nothing in it msgspec
-                    # could refuse (an int, HubSpot's id as JSON gave it, a bool).
+                    # inline: this runs for every record written in a mixed batch. Nothing in
+                    # it msgspec could refuse (an int, HubSpot's id as JSON gave it, a bool).
                     data = _encode(_Written(item.row, outcome.hubspot_id, new))
                 else:
                     data = succeeded_line(outcome, id_property=id_property)

@@ -82,8 +82,7 @@ class RowCheck:
             self._required = schema.required_order()
         # Column name -> its checker, or a marker: each name is looked at once, not per row.
         self._columns: dict[str, _Check | None] = {}
-        self._checked: tuple[tuple[str, _Check], ...] = ()  # _by_header's, from the header
-        # _items_of's: each checked column's getter and check.
+        # _by_header's and _items_of's, from the header: each checked column's getter and check.
         self._column_checks: tuple[tuple[Callable[[dict[str, Any]], Any], _Check], ...] = ()
         self._by_header_chosen = False
         # Every name and value of every row is a string, the names those of the source's header
@@ -147,7 +146,6 @@ class RowCheck:
         if header is not None:
             checked = self._checked_columns(header)
             if checked is not None:
-                self._checked = checked
                 self._column_checks = tuple(
                     (operator.itemgetter(name), check) for name, check in checked
                 )
@@ -205,8 +203,8 @@ class RowCheck:
         else:
             properties = {name: value for name, value in data.items() if value}
         bad = False
-        for name, check in self._checked:
-            value = data[name]
+        for value_of, check in self._column_checks:
+            value = value_of(data)
             if value and not check(value):  # REFUSE refuses every value
                 bad = True
                 break

@@ -512,10 +512,8 @@ class _CsvReader(_Reader):
         return names
 
     def _read(self, n: int) -> list[RawRow]:
-        header = self._header
-        if not header:
+        if not self._header:
             return []
-        width = len(header)
         reader = self._csv
         lines = self._lines
         row = self._row
@@ -526,13 +524,13 @@ class _CsvReader(_Reader):
             if self._plain is not None:
                 row = self._read_plain(row, last, out)
                 continue
-            if self._block is None and lines.idle and not self._next_block():
-                break  # the end of the input
-            if self._plain is not None:
-                continue
             if self._block is not None:
                 row = self._read_block(row, last, out)
                 continue
+            if lines.idle:
+                if not self._next_block():
+                    break  # the end of the input
+                continue  # a block to read from memory, or its lines fed to _Lines
             # A record read line by line, each line checked (see _next_block for when).
             # lines.begin(), inlined.
             lines.record = []
@@ -554,13 +552,7 @@ class _CsvReader(_Reader):
             if not values:
                 continue  # an empty line is not a record
             row += 1
-            if len(values) == width:
-                # The width is checked here, and zip given any keyword (strict=) costs
-                # about 1,400 instructions per call on CPython 3.11 (no vectorcall path).
-                append(RawRow(row, start, dict(zip(header, values))))  # noqa: B905
-            else:
-                error = _width_error(start, width, len(values), len(lines.record))
-                append(RawRow(row, start, None, error))
+            append(self._record_row(row, start, values, len(lines.record)))
         self._row = row
         lines.forget_before(lines.lineno + 1)
         return out
@@ -660,8 +652,6 @@ class _CsvReader(_Reader):
         is read line by line and, if it is damaged, undone as such a record always is."""
         block = self._block
         assert block is not None
-        header = self._header
-        width = len(header)
         after = self._block_after
         used = self._block_used  # lines of the block before the next record
         append = out.append
@@ -680,12 +670,19 @@ class _CsvReader(_Reader):
             if not values:
                 continue  # an empty line is not a record
             row += 1
-            if len(values) == width:
-                append(RawRow(row, start, dict(zip(header, values))))  # noqa: B905
-            else:
-                append(RawRow(row, start, None, _width_error(start, width, len(values), taken)))
+            append(self._record_row(row, start, values, taken))
         self._block_used = used
         return row
+
+    def _record_row(self, row: int, start: int, values: list[str], lines: int) -> RawRow:
+        """The row of a record csv read (``lines`` long, from line ``start``): its data when
+        it is as wide as the header, else the width error."""
+        header = self._header
+        if len(values) == len(header):
+            # The width is checked here, and zip given any keyword (strict=) costs about 1,400
+            # instructions per call on CPython 3.11 (no vectorcall path).
+            return RawRow(row, start, dict(zip(header, values)))  # noqa: B905
+        return RawRow(row, start, None, _width_error(start, len(header), len(values), lines))
 
     def _end_block(self, used: int, *, fed: bool) -> None:
         """Leave the block with ``used`` of its lines taken; ``fed``: its other lines are read
