@@ -1,12 +1,12 @@
 """Which event loop the ``bulkops`` command runs a job on (``--loop``).
 
 uvloop (the ``fast`` extra) runs the same job on less CPU than asyncio's own loop: measured on
-the README's 2-core VM, ~6% less CPU a record (the median of 10 alternating 200,000-row runs),
-although it executes only ~1% fewer instructions. It makes fewer Python objects per callback,
-and this engine's time goes on touching memory more than on instructions. ``auto`` takes it
-when it is installed; ``asyncio`` keeps the standard loop (to rule the loop out when something
-looks wrong). A library caller's job runs on the caller's loop, whatever it is: this is only
-the command's choice.
+the README's 2-core VM, ~9% less CPU a record (``benchmarks/bench_loop.py``: the median of 10
+alternating 200,000-row runs), although it executes only ~1% fewer instructions. It makes
+fewer Python objects per callback, and this engine's time goes on touching memory more than
+on instructions. ``auto`` takes it when it is installed; ``asyncio`` keeps the standard loop
+(to rule the loop out when something looks wrong). A library caller's job runs on the
+caller's loop, whatever it is: this is only the command's choice.
 """
 
 from __future__ import annotations
