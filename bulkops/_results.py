@@ -253,7 +253,7 @@ class ResultWriter:
                     _write_all(f.fileno(), buf)
                     buf.clear()
             elif size:
-                _write_all(f.fileno(), buf[:size])
+                _write_all(f.fileno(), buf, size)  # in place: no copy of the part written
                 del buf[:size]
 
     def close(self) -> None:
@@ -273,11 +273,16 @@ class ResultWriter:
         self.close()
 
 
-def _write_all(fd: int, data: bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+def _write_all(fd: int, data: bytearray, size: int | None = None) -> None:
+    """Write ``data`` (its first ``size`` bytes) whole. Every view of it is released on
+    return, so the caller may then resize it."""
+    with memoryview(data) as whole:
+        view = whole if size is None else whole[:size]
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            view.release()
 
 
 class Committer:

@@ -120,3 +120,28 @@ def test_a_batch_of_usual_writes_is_written_a_column_at_a_time(
             assert committed[21][4] == b"d" * 8
         journal.close()
     writer.close()
+
+
+def test_a_flush_up_to_a_point_writes_those_lines_and_keeps_the_rest(tmp_path: Path) -> None:
+    journal = Journal.create(tmp_path / "j.sqlite", {"config": {}})
+    writer = ResultWriter(tmp_path, journal=journal)
+    writer.record_many(OUTCOMES[:2])
+    writer.record_many(OUTCOMES[8:9])
+    point = writer.buffered()
+    writer.record_many(OUTCOMES[2:3])
+    writer.record_many(OUTCOMES[9:])
+    writer.flush(upto=point)
+    assert (tmp_path / SUCCEEDED).read_bytes().splitlines() == [
+        succeeded_line(o, id_property=None) for o in OUTCOMES[:2]
+    ]
+    assert (tmp_path / FAILED).read_bytes().splitlines() == [
+        failed_line(OUTCOMES[8], id_property=None)
+    ]
+    writer.close()  # the rest follows
+    assert (tmp_path / SUCCEEDED).read_bytes().splitlines() == [
+        succeeded_line(o, id_property=None) for o in OUTCOMES[:3]
+    ]
+    assert (tmp_path / FAILED).read_bytes().splitlines()[1] == failed_line(
+        OUTCOMES[9], id_property=None
+    )
+    journal.close()
