@@ -258,85 +258,82 @@ def test_settled_outcomes_keep_every_byte_and_null_when_folded(tmp_path: Path) -
     reopened.close()
 
 
+class HeldCommits:
+    """A committer over a :class:`HeldJournal`, on a clock the test sets (``now``), and rows
+    settled as ``ResultWriter.record`` settles them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.now = 1000.0
+        self.journal = HeldJournal(tmp_path / "j.sqlite")
+        self.writer = ResultWriter(tmp_path / "out", journal=self.journal)
+        self.committer = Committer(self.journal, self.writer, clock=lambda: self.now)
+        self.succeeded = tmp_path / "out" / "succeeded.jsonl"
+
+    def settle(self, row: int, filler: bytes = b"") -> None:
+        line = b'{"row":%d,"f":"%s"}' % (row, filler) if filler else b'{"row":%d}' % row
+        self.writer._ok_buf += line + b"\n"
+        self.journal.record(row, True, line, None, True)
+        self.committer.dirty()
+
+    async def commit_running(self) -> None:
+        await anyio.to_thread.run_sync(self.journal.writing.wait)
+
+    def let_commit_finish(self) -> None:
+        self.journal.writing.clear()
+        self.journal.allow.release()
+
+    async def next_commit(self) -> None:
+        await self.commit_running()
+        self.let_commit_finish()
+
+    def close(self) -> None:
+        self.journal.commit()
+        self.writer.close()
+        self.journal.close()
+
+
 async def test_committed_lines_reach_the_files_once_they_fill_a_write(tmp_path: Path) -> None:
     # The clock stands still: only the size of what is committed can send lines to the files
     # before a second has passed, so a fast job's memory does not grow with its speed.
-    journal = HeldJournal(tmp_path / "j.sqlite")
-    writer = ResultWriter(tmp_path / "out", journal=journal)
-    committer = Committer(journal, writer, clock=lambda: 1000.0)
-    succeeded = tmp_path / "out" / "succeeded.jsonl"
-    big = b"x" * 1200
-
-    def settle(row: int, filler: bytes = b"") -> None:
-        line = b'{"row":%d,"f":"%s"}' % (row, filler)
-        writer._ok_buf += line + b"\n"
-        journal.record(row, True, line, None, True)
-        committer.dirty()
-
-    async def next_commit() -> None:
-        await anyio.to_thread.run_sync(journal.writing.wait)
-        journal.writing.clear()
-        journal.allow.release()
-
+    held = HeldCommits(tmp_path)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(committer.run)
-        settle(1)
-        await next_commit()  # the first commit's lines are written at once
-        settle(2)  # small: held for the second to pass
-        await next_commit()
+        tg.start_soon(held.committer.run)
+        held.settle(1)
+        await held.next_commit()  # the first commit's lines are written at once
+        held.settle(2)  # small: held for the second to pass
+        await held.next_commit()
         for row in range(3, 3 + 1000):  # 1.2 MB: more than one write's worth
-            settle(row, big)
-        await next_commit()
-        settle(2000)
-        await anyio.to_thread.run_sync(journal.writing.wait)
+            held.settle(row, b"x" * 1200)
+        await held.next_commit()
+        held.settle(2000)
+        await held.commit_running()
         # The commit before this one held a full write: the files have it, row 2 with it.
-        lines = succeeded.read_bytes().splitlines()
+        lines = held.succeeded.read_bytes().splitlines()
         assert len(lines) == 1002 and b'"row":1002,' in lines[-1]
         tg.cancel_scope.cancel()
-        journal.allow.release()
-    journal.commit()
-    writer.close()
-    assert succeeded.read_bytes().count(b"\n") == 1003
-    journal.close()
+        held.journal.allow.release()
+    held.close()
+    assert held.succeeded.read_bytes().count(b"\n") == 1003
 
 
 async def test_small_commits_wait_for_the_second(tmp_path: Path) -> None:
-    journal = HeldJournal(tmp_path / "j.sqlite")
-    writer = ResultWriter(tmp_path / "out", journal=journal)
-    now = [1000.0]
-    committer = Committer(journal, writer, clock=lambda: now[0])
-    succeeded = tmp_path / "out" / "succeeded.jsonl"
-
-    def settle(row: int) -> None:
-        line = b'{"row":%d}' % row
-        writer._ok_buf += line + b"\n"
-        journal.record(row, True, line, None, True)
-        committer.dirty()
-
-    async def next_commit() -> None:
-        await anyio.to_thread.run_sync(journal.writing.wait)
-        journal.writing.clear()
-        journal.allow.release()
-
+    held = HeldCommits(tmp_path)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(committer.run)
-        settle(1)
-        await next_commit()
-        settle(2)
-        await next_commit()
-        settle(3)
-        await anyio.to_thread.run_sync(journal.writing.wait)  # row 3's commit is running
+        tg.start_soon(held.committer.run)
+        held.settle(1)
+        await held.next_commit()
+        held.settle(2)
+        await held.next_commit()
+        held.settle(3)
+        await held.commit_running()  # row 3's commit is running
         # Row 2 is committed, and was kept back: a second had not passed, nor a megabyte.
-        assert succeeded.read_bytes() == b'{"row":1}\n'
-        now[0] += 1.0  # before row 3's commit returns
-        journal.writing.clear()
-        journal.allow.release()
-        settle(4)
-        await anyio.to_thread.run_sync(journal.writing.wait)
+        assert held.succeeded.read_bytes() == b'{"row":1}\n'
+        held.now += 1.0  # before row 3's commit returns
+        held.let_commit_finish()
+        held.settle(4)
+        await held.commit_running()
         # Row 3's commit came a second after the last write: rows 2 and 3 went with it.
-        assert succeeded.read_bytes().count(b"\n") == 3
+        assert held.succeeded.read_bytes().count(b"\n") == 3
         tg.cancel_scope.cancel()
-        journal.allow.release()
-    journal.commit()
-    writer.close()
-    journal.close()
+        held.journal.allow.release()
+    held.close()
