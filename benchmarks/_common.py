@@ -83,6 +83,18 @@ def proc_status_mib(pid: int, field: str) -> float | None:
     return None
 
 
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``, fields 14 and
+    15 in clock ticks); None where there is no such file (not Linux, process gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            # The name (field 2) is in parentheses and may hold spaces: split after it.
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def write_tickets_csv(path: Path, rows: int, *, prefix: str = "bench") -> None:
     """``rows`` valid tickets with a unique external_id each (deterministic; not timed)."""
     with path.open("w", newline="", encoding="utf-8") as f:
