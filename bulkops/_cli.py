@@ -51,7 +51,7 @@ from ._jobdir import JobFolder
 from ._journal import JOURNAL_NAME, Journal
 from ._lock import JobFolderBusy, lock_holder
 from ._logfmt import cli_logging, say, set_job
-from ._loop import backend_options, loop_name, running_loop
+from ._loop import add_loop_argument, backend_options, loop_name, running_loop
 from ._models import Api, Operation
 from ._progress import ProgressDisplay, format_summary
 from ._report import JobReport
@@ -316,27 +316,8 @@ def _add_display_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="live display: bar on a terminal, a log line every 10 s otherwise",
     )
-    _add_loop_argument(p)
+    add_loop_argument(p)
     add_ops_arguments(p)
-
-
-def _loop_choice(value: str) -> str:
-    try:
-        loop_name(value)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--loop {value}: ")) from None
-    return value
-
-
-def _add_loop_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--loop",
-        type=_loop_choice,
-        default="auto",
-        metavar="{auto,asyncio,uvloop}",
-        help="the event loop the job runs on: uvloop when it is installed (the 'fast' extra: "
-        "less CPU a record), else asyncio's (default: auto)",
-    )
 
 
 def _build_config(args: argparse.Namespace, token: Secret) -> JobConfig:
@@ -718,7 +699,7 @@ def build_parser(*, fake_server: bool = True) -> argparse.ArgumentParser:
         default="auto",
         help="live display: bar on a terminal, a log line every 10 s otherwise",
     )
-    _add_loop_argument(demo)
+    add_loop_argument(demo)
     demo.set_defaults(func=_cmd_demo)
 
     for name, func, text in (

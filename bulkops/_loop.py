@@ -11,13 +11,22 @@ caller's loop, whatever it is: this is only the command's choice.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ["LOOP_CHOICES", "backend_options", "loop_name", "running_loop"]
+__all__ = [
+    "LOOP_CHOICES",
+    "add_loop_argument",
+    "backend_options",
+    "loop_factory",
+    "loop_name",
+    "running_loop",
+]
 
 LOOP_CHOICES = ("auto", "asyncio", "uvloop")
 _MISSING = "--loop uvloop: uvloop is not installed here (pip install 'bulkops[fast]')"
@@ -46,6 +55,37 @@ def loop_name(choice: str) -> str:
 def backend_options(choice: str) -> dict[str, Any]:
     """``anyio.run``'s ``backend_options`` for ``--loop choice``."""
     return {"use_uvloop": True} if loop_name(choice) == "uvloop" else {}
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``asyncio.Runner``'s ``loop_factory`` for ``--loop choice`` (None: asyncio's own)."""
+    if loop_name(choice) == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def _loop_choice(value: str) -> str:
+    try:
+        loop_name(value)
+    except ConfigError as exc:
+        # argparse names the option itself: keep only what follows "--loop VALUE: ".
+        raise argparse.ArgumentTypeError(str(exc).partition(": ")[2]) from None
+    return value
+
+
+def add_loop_argument(p: argparse.ArgumentParser, runs: str = "the job runs on") -> None:
+    """The ``--loop`` option, checked while parsing (uvloop asked for and not installed is a
+    usage error)."""
+    p.add_argument(
+        "--loop",
+        type=_loop_choice,
+        default="auto",
+        metavar="{auto,asyncio,uvloop}",
+        help=f"the event loop {runs}: uvloop when it is installed (the 'fast' extra: "
+        "less CPU a record), else asyncio's (default: auto)",
+    )
 
 
 def running_loop() -> str:

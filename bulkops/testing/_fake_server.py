@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bulkops._loop import running_loop
 from bulkops.testing import _fake_bodies as B
 from bulkops.testing import _fake_faults as F
 from bulkops.testing._fake_config import DEFAULT_FAKE_TOKEN, FakeConfig, FakeStats, is_dated
@@ -528,6 +529,8 @@ class FakeHubSpot:
             requests_seen=self._log.count,
             counts_duplicates=self.config.store_records,
         )
+        # Which event loop serves (fake-server --loop): "uvloop", "asyncio" or another's.
+        body["loop"] = running_loop()
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _h_unknown(self, request: web.Request) -> web.Response:
