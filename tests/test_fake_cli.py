@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import os
-import signal
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import orjson
@@ -23,8 +19,9 @@ from bulkops.testing import (
 )
 from bulkops.testing._fake_cli import config_from_args
 
+from .fakeprocess import fake_server_process, stop_with_sigterm
+
 AUTH = {"Authorization": f"Bearer {DEFAULT_FAKE_TOKEN}"}
-ROOT = Path(__file__).resolve().parents[1]
 ONE_TICKET = {
     "inputs": [
         {"properties": {"subject": "one", "hs_pipeline_stage": "1", "external_id": "loop-1"}}
@@ -64,53 +61,27 @@ def test_arguments_map_to_config() -> None:
 async def test_server_process_prints_url_serves_and_stops_on_sigterm(
     command: tuple[str, ...],
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, *command, "--rate-limit", "7",
-        stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        assert line.startswith("FAKE_HUBSPOT_URL=http://127.0.0.1:")
-        url = line.strip().split("=", 1)[1]
+    async with fake_server_process("--rate-limit", "7", command=command) as (proc, url):
         async with aiohttp.ClientSession(headers=AUTH) as s:
             async with s.get(url + "/crm/v3/properties/tickets") as r:
                 assert r.status == 200
                 assert r.headers["X-HubSpot-RateLimit-Remaining"] == "6"
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        await stop_with_sigterm(proc)
+        assert proc.stdout is not None
         assert await proc.stdout.read() == b""  # exactly one line on stdout
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop not installed")
 @pytest.mark.parametrize(("choice", "expected"), [("auto", "uvloop"), ("asyncio", "asyncio")])
 async def test_the_server_process_serves_on_the_loop_asked_for(choice: str, expected: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkops", "fake-server", "--loop", choice,
-        stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        url = line.strip().split("=", 1)[1]
+    async with fake_server_process("--loop", choice) as (proc, url):
         async with aiohttp.ClientSession(headers=AUTH) as s:
             async with s.post(url + "/crm/v3/objects/tickets/batch/create", json=ONE_TICKET) as r:
                 assert r.status == 201
             async with s.get(url + "/__fake__/stats") as r:
                 stats = await r.json()
         assert stats["loop"] == expected and stats["records_created"] == {"tickets": 1}
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_with_sigterm(proc)
 
 
 async def test_many_concurrent_100_record_creates_are_all_stored() -> None:

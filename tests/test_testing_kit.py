@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +16,7 @@ from bulkops.testing import DEFAULT_FAKE_TOKEN, FakeConfig, FakeHubSpot
 from bulkops.testing._fake_stats import STATS_PATH
 
 from .accounting import assert_accounted, assert_report_matches_files
+from .fakeprocess import fake_server_process, stop_with_sigterm
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,15 +115,7 @@ async def test_the_counters_over_http_do_not_count_themselves(tmp_path: Path) ->
 
 
 async def test_the_fake_server_process_serves_its_counters(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkops", "fake-server", "--rate-limit", "0",
-        stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        url = line.strip().split("=", 1)[1]
+    async with fake_server_process("--rate-limit", "0") as (proc, url):
         config = bulkops.JobConfig(
             operation=bulkops.Operation.CREATE,
             token=bulkops.Secret(DEFAULT_FAKE_TOKEN),
@@ -139,12 +129,7 @@ async def test_the_fake_server_process_serves_its_counters(tmp_path: Path) -> No
             async with session.get(url + STATS_PATH) as response:
                 stats = await response.json()
         assert stats["records_created"] == {"tickets": report.succeeded} == {"tickets": 30}
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(proc.wait(), 10) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await stop_with_sigterm(proc)
 
 
 def test_stats_json_of_fresh_counters() -> None:
