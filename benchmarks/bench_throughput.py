@@ -75,13 +75,22 @@ def child_timeout(rows: int) -> float:
 
 
 def bulkops_cmd(
-    csv_path: Path, url: str, out: Path, journal: bool, id_property: str | None
+    csv_path: Path,
+    url: str,
+    out: Path,
+    journal: bool,
+    id_property: str | None,
+    pace: int | None = None,
 ) -> list[str]:
     cmd = c.python_cmd("-m", "bulkops", *c.default_create_args(csv_path, url, out))
     if not journal:
         cmd.append("--no-journal")
     if id_property:
         cmd += ["--id-property", id_property]
+    if pace:
+        # Full batches of 100 records; bulkops's own pacing, per 10 s window (the later
+        # --rate-limit wins over the default job's "0").
+        cmd += ["--rate-limit", str(max(1, round(pace * 10 / 100))), "--no-adaptive"]
     return cmd
 
 
@@ -117,7 +126,12 @@ def peak_share(samples: tuple[tuple[float, float], ...]) -> float | None:
 
 
 def measure(
-    csv_path: Path, rows: int, journal: bool, work: Path, id_property: str | None
+    csv_path: Path,
+    rows: int,
+    journal: bool,
+    work: Path,
+    id_property: str | None,
+    pace: int | None = None,
 ) -> dict[str, Any]:
     mode = "on" if journal else "off"
     out = work / f"out-{rows}-{mode}"
@@ -126,7 +140,7 @@ def measure(
         print(f"  {rows:,} rows, journal {mode} -> {url}", file=sys.stderr, flush=True)
         fake_cpu_before = c.proc_cpu_s(fake.pid)
         m = c.run_measured(
-            bulkops_cmd(csv_path, url, out, journal, id_property),
+            bulkops_cmd(csv_path, url, out, journal, id_property, pace),
             timeout=child_timeout(rows),
             env=c.bulkops_env(),
             rss_every_s=RSS_EVERY_S,
@@ -243,6 +257,7 @@ def summary(
     sizes: list[int],
     modes: tuple[bool, ...],
     id_property: str | None,
+    pace: int | None = None,
 ) -> str:
     headers = (
         "rows",
@@ -282,9 +297,8 @@ def summary(
         for r in results
     ]
     lines = [c.table(headers, rows), ""]
-    job = "bulkops run create --rate-limit 0" + (
-        f" --id-property {id_property}" if id_property else ""
-    )
+    limit = f"--rate-limit {round(pace * 10 / 100)} --no-adaptive" if pace else "--rate-limit 0"
+    job = f"bulkops run create {limit}" + (f" --id-property {id_property}" if id_property else "")
     lines.append(
         f"job: {job} (tickets, API 2026-09, pre-flight on), one process per run, against a "
         "fresh fake in its own process (--rate-limit 0 --daily-limit 0 --no-store: full "
@@ -302,13 +316,21 @@ def summary(
         "half and the end of the run; highest at: when the highest sample was taken, as a share "
         "of the run; fake peak: the fake process's VmHWM; all medians of the runs"
     )
-    lines.append("rate limit: none (fake --rate-limit 0, bulkops --rate-limit 0): no ceiling share")
+    if pace:
+        lines.append(f"rate limit: bulkops's own, about {pace:,} records/s; the fake has none")
+    else:
+        lines.append(
+            "rate limit: none (fake --rate-limit 0, bulkops --rate-limit 0): no ceiling share"
+        )
     by = {(r["rows"], r["journal"]): r for r in results}
     best = max(r["records_per_s"] for r in results)
-    lines.append(
-        f"throughput: best median {best:,.0f} records/s = {best / TARGET_RECORDS_PER_S:.1%} of "
-        f"the {TARGET_RECORDS_PER_S:,} records/s target"
-    )
+    if pace:
+        lines.append(f"throughput: best median {best:,.0f} records/s, held to about {pace:,}")
+    else:
+        lines.append(
+            f"throughput: best median {best:,.0f} records/s = "
+            f"{best / TARGET_RECORDS_PER_S:.1%} of the {TARGET_RECORDS_PER_S:,} records/s target"
+        )
     ordered = sorted(set(sizes))
     for journal in modes:
         mode = "on" if journal else "off"
@@ -355,13 +377,13 @@ def run_driver(args: argparse.Namespace) -> int:
             try:
                 for journal in modes:
                     runs = [
-                        measure(csv_path, rows, journal, work, args.id_property)
+                        measure(csv_path, rows, journal, work, args.id_property, args.pace)
                         for _ in range(args.repeat)
                     ]
                     results.append(aggregate(runs))
             finally:
                 csv_path.unlink()
-    print(summary(results, sizes, modes, args.id_property))
+    print(summary(results, sizes, modes, args.id_property, args.pace))
     return 0
 
 
@@ -384,6 +406,15 @@ def main() -> int:
         default=None,
         metavar="P",
         help="pass --id-property P to the job, e.g. external_id (default: none, a default job)",
+    )
+    p.add_argument(
+        "--pace",
+        type=int,
+        default=None,
+        metavar="R",
+        help="hold the job to about R records/s (bulkops --rate-limit R/10 per 10 s window, "
+        "--no-adaptive): peak RSS at a set speed, to tell memory that follows the speed from "
+        "memory that follows the input (default: unthrottled)",
     )
     p.add_argument(
         "--tmp",
