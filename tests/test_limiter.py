@@ -67,6 +67,21 @@ async def test_late_wakeups_do_not_drift_the_pace() -> None:
     assert max_in_window(sent, 10.1) <= 190
 
 
+async def test_timer_lateness_does_not_drift_a_fast_pace() -> None:
+    """At 3,000 per 10 s the spacing is 3.4 ms, and the loop's timers wake up to a millisecond
+    late (libuv counts in whole ms): more than a quarter spacing, yet the schedule must hold."""
+    clock = FakeTime()
+
+    async def late_sleep(seconds: float) -> None:
+        clock.now += seconds + 0.001
+
+    limiter = RateLimiter(3_000, 10.0, margin=0.0, burst=1.0, clock=clock, sleep=late_sleep)
+    sent = [await limiter.wait_turn() for _ in range(9_000)]
+    rate = (len(sent) - 1) / (sent[-1] - sent[0])
+    assert rate >= 0.98 * 3_000 / 10.0
+    assert max_in_window(sent, 10.0) <= 3_000
+
+
 async def test_a_windows_budget_goes_at_burst_times_the_even_pace() -> None:
     """The default: the first window's budget goes in a quarter of the window, never more than
     the limit in any window; each later window frees its slots in the same pattern."""
