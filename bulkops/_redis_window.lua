@@ -114,9 +114,11 @@ if budget > 0 then
 end
 redis.call('ZADD', KEYS[1], now, tostring(now) .. ':' .. proc)
 redis.call('PEXPIRE', KEYS[1], math.ceil(2 * window))
--- GCRA: the schedule advances from where it should be unless it fell behind (a stall).
+-- GCRA: the schedule advances from where it should be unless it fell behind (a stall):
+-- later than a quarter spacing, or than a timer's lateness (2 ms) where that is more, as in
+-- bulkops/_limiter.py.
 local following
-if next_at > 0 and now - next_at <= spacing / 4 then
+if next_at > 0 and now - next_at <= math.max(spacing / 4, 0.002) then
   following = next_at + spacing
 else
   following = now + spacing
