@@ -95,6 +95,11 @@ def proc_cpu_s(pid: int) -> float | None:
         return None
 
 
+def figure(value: float | None) -> str:
+    """A measured figure (MiB, microseconds) to one decimal, or n/a where it could not be read."""
+    return "n/a" if value is None else f"{value:.1f}"
+
+
 def write_tickets_csv(path: Path, rows: int, *, prefix: str = "bench") -> None:
     """``rows`` valid tickets with a unique external_id each (deterministic; not timed)."""
     with path.open("w", newline="", encoding="utf-8") as f:

@@ -252,7 +252,6 @@ def child_official(args: argparse.Namespace) -> int:
 def cli_run(csv_path: Path, rows: int, args: argparse.Namespace) -> dict[str, Any]:
     """``bulkops run create`` as a process, timed from before it is started to its exit."""
     import os
-    import subprocess
     import time
 
     here = str(Path(__file__).resolve())
@@ -266,18 +265,13 @@ def cli_run(csv_path: Path, rows: int, args: argparse.Namespace) -> dict[str, An
         *("--out", str(out), "--progress", "none", "--quiet"),
     ]
     try:
+        fake_before = c.proc_cpu_s(proc.pid)
+        # The fake's arrival times are on this machine's monotonic clock, as ``started``.
         started = time.monotonic()
-        done = subprocess.run(
-            cmd,
-            env=env,
-            cwd=c.REPO_ROOT,
-            timeout=rows / CEILING_RECORDS_PER_S + HARD_LIMIT_EXTRA_S,
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        done = c.run_measured(
+            cmd, timeout=rows / CEILING_RECORDS_PER_S + HARD_LIMIT_EXTRA_S, env=env
         )
-        ended = time.monotonic()
+        fake_after = c.proc_cpu_s(proc.pid)
     finally:
         stats = c.stats_from_output(c.stop_process(proc)) or {}
     succeeded = 0
@@ -285,7 +279,7 @@ def cli_run(csv_path: Path, rows: int, args: argparse.Namespace) -> dict[str, An
         with (out / "succeeded.jsonl").open("rb") as f:
             succeeded = sum(1 for _ in f)
     arrivals = [t - started for t in stats.get("arrivals", [])]
-    seconds = ended - started
+    seconds = done.wall_s
     if args.dump:
         import json
 
@@ -300,6 +294,13 @@ def cli_run(csv_path: Path, rows: int, args: argparse.Namespace) -> dict[str, An
         "requests": stats.get("requests", 0),
         "status_429": int(stats.get("by_status", {}).get("429", 0)),
         "max_in_window": stats.get("max_in_window"),
+        # What a paced job costs a host that runs many: the whole process, start-up included.
+        "cpu_us_per_record": 1e6 * done.cpu_s / rows,
+        "fake_cpu_us_per_record": (
+            None
+            if fake_before is None or fake_after is None
+            else 1e6 * (fake_after - fake_before) / rows
+        ),
         "timeline": timeline(arrivals, seconds),
         "env": os.environ.get("BULKOPS_BENCH_NOTE", ""),
     }
@@ -352,7 +353,8 @@ def run_cli(args: argparse.Namespace) -> int:
                 f"{tl.get('next')}, window full at {tl.get('window_full_at')} s, last at "
                 f"{tl.get('last')} s, exit {tl.get('after_last')} s after it; sending "
                 f"{tl.get('sending')} s for {tl.get('requests')} requests "
-                f"(ideal {tl.get('ideal_sending')})",
+                f"(ideal {tl.get('ideal_sending')}); CPU {r['cpu_us_per_record']:.1f} us a "
+                f"record (fake {c.figure(r['fake_cpu_us_per_record'])})",
                 flush=True,
             )
             if r["stderr"]:

@@ -191,10 +191,11 @@ def measure(
     print(
         f"    {seconds:.2f} s, {result['records_per_s']:,.0f} records/s, "
         f"{result['cpu_us_per_record']:.1f} us/record CPU (fake "
-        f"{figure(result['fake_cpu_us_per_record'])}), peak RSS {m.peak_rss_mib:.1f} MiB "
-        f"(at 1/4 {figure(result['rss_quarter_mib'])}, 1/2 {figure(result['rss_half_mib'])}, end "
-        f"{figure(result['rss_end_mib'])}; highest sample at {share(result['peak_at'])} of the "
-        f"run), fake peak {figure(fake_peak)} MiB",
+        f"{c.figure(result['fake_cpu_us_per_record'])}), peak RSS {m.peak_rss_mib:.1f} MiB "
+        f"(at 1/4 {c.figure(result['rss_quarter_mib'])}, "
+        f"1/2 {c.figure(result['rss_half_mib'])}, end {c.figure(result['rss_end_mib'])}; "
+        f"highest sample at {share(result['peak_at'])} of the run), "
+        f"fake peak {c.figure(fake_peak)} MiB",
         file=sys.stderr,
         flush=True,
     )
@@ -206,11 +207,6 @@ def fail(rows: int, mode: str, message: str, m: c.Measured) -> SystemExit:
         f"FAILED: {rows:,} rows, journal {mode}: {message}\n"
         f"stderr (last 2000 chars):\n{m.stderr[-2000:]}"
     )
-
-
-def figure(value: float | None) -> str:
-    """A measured figure (MiB, microseconds) or n/a where it could not be read."""
-    return "n/a" if value is None else f"{value:.1f}"
 
 
 def share(value: float | None) -> str:
@@ -287,12 +283,12 @@ def summary(
             f"{r['requests']:,}",
             r["status_429"],
             f"{r['cpu_us_per_record']:.1f}",
-            figure(r["fake_cpu_us_per_record"]),
+            c.figure(r["fake_cpu_us_per_record"]),
             f"{r['peak_rss_mib']:.1f}",
             f"{r['min_peak_rss_mib']:.1f}-{r['max_peak_rss_mib']:.1f}",
-            " / ".join(figure(r[k]) for k in ("rss_quarter_mib", "rss_half_mib", "rss_end_mib")),
+            " / ".join(c.figure(r[k]) for k in ("rss_quarter_mib", "rss_half_mib", "rss_end_mib")),
             share(r["peak_at"]),
-            figure(r["fake_peak_rss_mib"]),
+            c.figure(r["fake_peak_rss_mib"]),
         )
         for r in results
     ]
