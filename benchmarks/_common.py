@@ -95,6 +95,13 @@ def proc_cpu_s(pid: int) -> float | None:
         return None
 
 
+def cpu_us_per_record(before: float | None, after: float | None, rows: int) -> float | None:
+    """µs of CPU a record between two :func:`proc_cpu_s` readings; None if either is missing."""
+    if before is None or after is None:
+        return None
+    return 1e6 * (after - before) / rows
+
+
 def figure(value: float | None) -> str:
     """A measured figure (MiB, microseconds) to one decimal, or n/a where it could not be read."""
     return "n/a" if value is None else f"{value:.1f}"

@@ -296,11 +296,7 @@ def cli_run(csv_path: Path, rows: int, args: argparse.Namespace) -> dict[str, An
         "max_in_window": stats.get("max_in_window"),
         # What a paced job costs a host that runs many: the whole process, start-up included.
         "cpu_us_per_record": 1e6 * done.cpu_s / rows,
-        "fake_cpu_us_per_record": (
-            None
-            if fake_before is None or fake_after is None
-            else 1e6 * (fake_after - fake_before) / rows
-        ),
+        "fake_cpu_us_per_record": c.cpu_us_per_record(fake_before, fake_after, rows),
         "timeline": timeline(arrivals, seconds),
         "env": os.environ.get("BULKOPS_BENCH_NOTE", ""),
     }

@@ -61,15 +61,13 @@ def run_once(csv_path: Path, rows: int, loop: str, out: Path, side: str) -> dict
         shutil.rmtree(out, ignore_errors=True)
     if succeeded != rows:
         raise SystemExit(f"FAILED: --loop {loop}: {succeeded:,} of {rows:,} rows succeeded")
+    fake_cpu = c.cpu_us_per_record(fake_before, fake_after, rows)
     result = {
         "loop": loop,
         "records_per_s": rows / float(report["duration_s"]),
         "cpu_us": 1e6 * m.cpu_s / rows,
-        "fake_cpu_us": (
-            math.nan
-            if fake_before is None or fake_after is None
-            else 1e6 * (fake_after - fake_before) / rows
-        ),
+        # NaN where it could not be read: the medians and comparisons below then say so.
+        "fake_cpu_us": math.nan if fake_cpu is None else fake_cpu,
         "peak_rss_mib": m.peak_rss_mib,
         "status_429": sum(int(v) for v in report["rate_limit"]["429_by_policy"].values()),
     }

@@ -88,10 +88,15 @@ def bulkops_cmd(
     if id_property:
         cmd += ["--id-property", id_property]
     if pace:
-        # Full batches of 100 records; bulkops's own pacing, per 10 s window (the later
-        # --rate-limit wins over the default job's "0").
-        cmd += ["--rate-limit", str(max(1, round(pace * 10 / 100))), "--no-adaptive"]
+        # The later --rate-limit wins over the default job's "0".
+        cmd += pace_args(pace)
     return cmd
+
+
+def pace_args(pace: int) -> list[str]:
+    """bulkops's own pacing at about ``pace`` records/s: full batches of 100 records, per
+    10 s window, the headers not followed."""
+    return ["--rate-limit", str(max(1, round(pace * 10 / 100))), "--no-adaptive"]
 
 
 def count_lines(path: Path) -> int:
@@ -182,11 +187,7 @@ def measure(
         "fake_peak_rss_mib": fake_peak,
         # The fake shares the 2 cores: its CPU (answering this job, start-up not included)
         # shows how much of the machine is left for bulkops.
-        "fake_cpu_us_per_record": (
-            None
-            if fake_cpu_before is None or fake_cpu_after is None
-            else 1e6 * (fake_cpu_after - fake_cpu_before) / rows
-        ),
+        "fake_cpu_us_per_record": c.cpu_us_per_record(fake_cpu_before, fake_cpu_after, rows),
     }
     print(
         f"    {seconds:.2f} s, {result['records_per_s']:,.0f} records/s, "
@@ -293,7 +294,7 @@ def summary(
         for r in results
     ]
     lines = [c.table(headers, rows), ""]
-    limit = f"--rate-limit {round(pace * 10 / 100)} --no-adaptive" if pace else "--rate-limit 0"
+    limit = " ".join(pace_args(pace)) if pace else "--rate-limit 0"
     job = f"bulkops run create {limit}" + (f" --id-property {id_property}" if id_property else "")
     lines.append(
         f"job: {job} (tickets, API 2026-09, pre-flight on), one process per run, against a "

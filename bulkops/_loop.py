@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-from collections.abc import Callable
 from typing import Any
 
 from ._errors import ConfigError
@@ -23,7 +22,6 @@ __all__ = [
     "LOOP_CHOICES",
     "add_loop_argument",
     "backend_options",
-    "loop_factory",
     "loop_name",
     "running_loop",
 ]
@@ -55,15 +53,6 @@ def loop_name(choice: str) -> str:
 def backend_options(choice: str) -> dict[str, Any]:
     """``anyio.run``'s ``backend_options`` for ``--loop choice``."""
     return {"use_uvloop": True} if loop_name(choice) == "uvloop" else {}
-
-
-def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """``asyncio.Runner``'s ``loop_factory`` for ``--loop choice`` (None: asyncio's own)."""
-    if loop_name(choice) == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
 
 
 def _loop_choice(value: str) -> str:

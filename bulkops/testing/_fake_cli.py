@@ -11,7 +11,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from bulkops._loop import add_loop_argument, loop_factory
+import anyio
+
+from bulkops._loop import add_loop_argument, backend_options
 from bulkops.testing._fake_config import DEFAULT_API_VERSIONS, DEFAULT_FAKE_TOKEN, FakeConfig
 from bulkops.testing._fake_faults import FaultPlan
 from bulkops.testing._fake_schema import ValidationRule
@@ -246,8 +248,7 @@ def run_fake_server_from_args(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, args.token)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-        runner.run(_serve(config, args.host, args.port))
+    anyio.run(_serve, config, args.host, args.port, backend_options=backend_options(args.loop))
     return 0
 
 
